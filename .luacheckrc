@@ -1,0 +1,9 @@
+-- luacheck configuration for cometkey
+std = "max"
+max_line_length = 120
+files["spec/"] = { std = "+busted" }
+files["examples/openresty/"] = { read_globals = { "ngx" } }
+files["examples/nvim/"] = { read_globals = { "vim" } }
+files["lua/cometkey/transport/resty.lua"] = { read_globals = { "ngx" } }
+files["lua/cometkey/transport/nvim.lua"] = { read_globals = { "vim" } }
+exclude_files = { "build/" }

@@ -1,0 +1,108 @@
+# cometkey - build, test, install, demo.
+#
+#   make                      build the C modules for Lua $(LUA_VERSION) into build/$(LUA_VERSION)
+#   make test                 everything CI runs (installs missing Debian packages when root)
+#   make demo                 update keys against the local mock server
+#   make mock                 run the local mock server in the foreground
+#   make install PREFIX=/usr/local LUA_VERSION=5.4|5.1 [LUA_INCDIR=/usr/include/luajit-2.1]
+#   make bench | make fuzz FUZZ_SECONDS=N | make lint | make clean
+
+LUA_VERSION ?= 5.4
+LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BUILD       ?= build/$(LUA_VERSION)
+FUZZ_SECONDS ?= 10
+
+CC       ?= cc
+CWARN    = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS   ?= -O2 -g
+PKG_CFLAGS := $(shell pkg-config --cflags libcurl jansson 2>/dev/null)
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+ALL_CFLAGS = $(CWARN) $(CFLAGS) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) -Isrc $(PKG_CFLAGS)
+LIBFLAG  ?= -shared
+
+CORE_SRC = src/ck_core.c src/ck_cidr.c src/ck_allowlist.c src/ck_json.c \
+           src/ck_validate.c src/ck_codec.c src/ck_secret.c
+CURL_SRC = src/ck_curl.c src/ck_secret.c
+HEADERS  = $(wildcard src/*.h)
+
+CORE_SO = $(BUILD)/cometkey/core.so
+CURL_SO = $(BUILD)/cometkey/curl.so
+
+.PHONY: all build deps deps-% test check-deps lint ctest spec spec-5.4 spec-5.1 spec-luajit \
+        valgrind install uninstall demo mock bench fuzz clean
+
+all: build
+build: $(CORE_SO) $(CURL_SO)
+
+$(CORE_SO): $(CORE_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(JSON_LIBS)
+
+$(CURL_SO): $(CURL_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CURL_SRC) $(CURL_LIBS)
+
+# ---------------------------------------------------------------- dependencies
+# Debian packages every target here may need; `make deps` installs the missing
+# ones when run as root and prints the exact command otherwise.
+deps: deps-test
+deps-%:
+	@sh tools/deps.sh $*
+
+# ---------------------------------------------------------------- tests
+LUAS = 5.4 5.1 luajit
+lua_5.4    = lua5.4
+lua_5.1    = lua5.1
+lua_luajit = luajit
+inc_5.4    = /usr/include/lua5.4
+inc_5.1    = /usr/include/lua5.1
+inc_luajit = /usr/include/luajit-2.1
+
+build-%:
+	@$(MAKE) --no-print-directory build LUA_VERSION=$* BUILD=build/$* LUA_INCDIR=$(inc_$*)
+
+spec-%: build-%
+	@echo "== busted on $(lua_$*)"
+	CK_BUILD=build/$* $(lua_$*) /usr/bin/busted --cpath='build/$*/?.so' --lpath='lua/?.lua;lua/?/init.lua' spec
+
+spec: spec-5.4 spec-5.1 spec-luajit
+
+ctest:
+	@$(MAKE) --no-print-directory -f test/c/Makefile
+
+valgrind: build-5.4
+	@sh tools/valgrind-specs.sh
+
+lint:
+	luacheck -q lua spec examples bin bench
+	@sh tools/check-format.sh
+
+test: deps-test lint ctest spec valgrind
+	@echo "make test: all checks passed"
+
+# ---------------------------------------------------------------- install
+LUA_SHARE = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
+LUA_LIB   = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
+
+install: build
+	install -d $(LUA_SHARE)/cometkey/transport $(LUA_LIB)/cometkey $(DESTDIR)$(PREFIX)/bin
+	install -m 644 lua/cometkey.lua $(LUA_SHARE)/cometkey.lua
+	install -m 644 $(wildcard lua/cometkey/*.lua) $(LUA_SHARE)/cometkey/
+	install -m 644 $(wildcard lua/cometkey/transport/*.lua) $(LUA_SHARE)/cometkey/transport/
+	install -m 755 $(CORE_SO) $(CURL_SO) $(LUA_LIB)/cometkey/
+
+uninstall:
+	rm -rf $(LUA_SHARE)/cometkey $(LUA_SHARE)/cometkey.lua $(LUA_LIB)/cometkey
+
+# ---------------------------------------------------------------- demo & mock
+demo: deps-demo build-5.4
+	CK_BUILD=build/5.4 lua5.4 tools/demo.lua
+
+mock: deps-demo
+	lua5.4 tools/mock.lua $(if $(PORT),--port $(PORT))
+
+clean:
+	rm -rf build

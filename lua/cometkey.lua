@@ -1,0 +1,61 @@
+--- cometkey: manage CometAPI API keys from Lua without tripping the server's
+-- full-replace update. This file is the public entry point: module constants,
+-- `validate`, `allowlist` and `new`; the client's methods are in cometkey/client.lua.
+local core = require "cometkey.core"
+local options = require "cometkey.options"
+local Client = require "cometkey.client"
+
+local error, type = error, type
+local concat = table.concat
+
+local M = {}
+
+M._VERSION = "cometkey " .. core.version
+M.null = core.null
+M.status = { enabled = 1, disabled = 2, expired = 3, exhausted = 4 }
+
+--- validate(fields [, mode]) --> true | nil, problems
+-- mode: "update" (default) | "create" | "replace" | "expect". Never raises for bad values.
+function M.validate(fields, mode)
+  if type(fields) ~= "table" then
+    error("cometkey.validate: fields must be a table, got " .. type(fields), 2)
+  end
+  if mode ~= nil and mode ~= "update" and mode ~= "create" and mode ~= "replace" and mode ~= "expect" then
+    error("cometkey.validate: mode must be \"update\", \"create\", \"replace\" or \"expect\"", 2)
+  end
+  local normalized, problems = core.check(fields, mode or "update")
+  if normalized then return true end
+  return nil, problems
+end
+
+-- Joins every problem into one line for the raise paths.
+function M._problems_message(prefix, problems)
+  local parts = {}
+  for i = 1, #problems do parts[i] = problems[i].message end
+  return prefix .. concat(parts, "; ")
+end
+
+local allowlist = {}
+M.allowlist = allowlist
+
+local function raise_or(value, message)
+  if value == nil then error("cometkey.allowlist: " .. message, 3) end
+  return value
+end
+
+--- allowlist.parse(value) --> array of normalized entries (raises on an invalid entry)
+function allowlist.parse(value) return raise_or(core.allowlist_parse(value)) end
+
+--- allowlist.format(value) --> the server's newline-joined string ("" for none)
+function allowlist.format(value) return raise_or(core.allowlist_format(value)) end
+
+--- allowlist.compile(value) --> matcher; matcher:contains(ip [, "text"|"binary"]) --> boolean
+function allowlist.compile(value) return raise_or(core.allowlist_compile(value)) end
+
+--- new(opts) --> client; raises on a bad option (the token never appears in the message).
+function M.new(opts)
+  local conf = options.parse(opts, 2)
+  return Client.new(conf)
+end
+
+return M

@@ -1,0 +1,124 @@
+--- cometkey.call: runs one API request through the client's transport with
+-- the wire rules (exact URL, retries for idempotent requests with jittered
+-- exponential backoff and Retry-After, one deadline per request), and drives
+-- a whole operation either synchronously or, with a callback, as a coroutine
+-- whose I/O the transport completes on the host's loop.
+local core = require "cometkey.core"
+
+local coroutine, type, tostring, select = coroutine, type, tostring, select
+local min, max, random, floor = math.min, math.max, math.random, math.floor
+local format = string.format
+
+local M = {}
+
+M.BACKOFF_BASE = 0.25 -- seconds before the first retry (doubled per attempt, full jitter)
+M.BACKOFF_CAP = 8     -- no single wait is longer than this, Retry-After included
+
+-- Methods that may be repeated safely: the server applies them the same way twice.
+local IDEMPOTENT = { GET = true, PUT = true, DELETE = true }
+
+--- backoff(attempt, retry_after) --> seconds to wait before the next attempt
+function M.backoff(attempt, retry_after)
+  if retry_after then return min(max(retry_after, 0), M.BACKOFF_CAP) end
+  local ceiling = min(M.BACKOFF_BASE * 2 ^ (attempt - 1), M.BACKOFF_CAP)
+  return ceiling / 2 + random() * ceiling / 2
+end
+
+local function target(built)
+  return built.method .. " " .. built.path .. (built.query and ("?" .. built.query) or "")
+end
+
+--- perform(client, ctx, op, built) --> value | nil, message, info
+-- built: core.request's table. ctx: { request(req), sleep(s), now() }.
+function M.perform(client, ctx, op, built)
+  local conf = client.conf
+  local url = conf.base_url .. built.path .. (built.query and ("?" .. built.query) or "")
+  local headers = built.headers
+  if client.transport.needs_token then
+    headers.Authorization = conf.secret:reveal()
+  end
+  local req = { method = built.method, url = url, headers = headers, body = built.body }
+  local debug = conf.debug
+  local start = ctx.now()
+  local deadline = start + conf.timeout
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local now = ctx.now()
+    req.timeout = max(deadline - now, 0.001)
+    if debug then debug(format("cometkey: -> %s (attempt %d)", target(built), attempt)) end
+    local res, message, info = ctx.request(req)
+    local value
+    if res then
+      res.request = { method = built.method, path = built.path }
+      value, message, info = core.response(op, res)
+      if debug then
+        debug(format("cometkey: <- %s %s (HTTP %s, %d ms)", built.method, built.path, tostring(res.status),
+          floor((ctx.now() - now) * 1000 + 0.5)))
+      end
+      if value ~= nil then return value end
+    else
+      if type(info) ~= "table" then info = { kind = "network" } end
+      if type(message) ~= "string" then message = "cometkey: " .. target(built) .. ": transport failed" end
+      if debug then debug("cometkey: <- " .. message) end
+    end
+    info.attempts = attempt
+    local retry = info.retryable and (IDEMPOTENT[built.method] or info.sent == false)
+      and attempt <= conf.retries
+    if not retry then return nil, message, info end
+    local wait = M.backoff(attempt, info.retry_after)
+    if ctx.now() + wait >= deadline then return nil, message, info end
+    ctx.sleep(wait)
+  end
+end
+
+--- sync_context(transport) --> ctx whose calls block (or yield a cosocket)
+function M.sync_context(transport)
+  return {
+    request = function(req) return transport:request(req) end,
+    sleep = function(s) return transport:sleep(s) end,
+    now = function() return transport:now() end,
+  }
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- run(client, callback, fn) --> fn's results (sync) or nothing (async)
+-- fn(ctx) returns value | nil, message, info. With a callback, fn runs in a
+-- coroutine; callback(err, value, info) is called exactly once on the host loop.
+function M.run(client, callback, fn)
+  local transport = client.transport
+  if callback == nil then return fn(client.sync_ctx) end
+
+  local ctx = {
+    request = function(req) return coroutine.yield("request", req) end,
+    sleep = function(s) return coroutine.yield("sleep", s) end,
+    now = function() return transport:now() end,
+  }
+  local co = coroutine.create(fn)
+  local step
+  local function deliver(r)
+    transport:defer(function()
+      if not r[1] then
+        callback("cometkey: internal error: " .. tostring(r[2]), nil, { kind = "internal" })
+      elseif r[2] == nil then
+        callback(r[3], nil, r[4])
+      else
+        callback(nil, r[2], r[3])
+      end
+    end)
+  end
+  step = function(...)
+    local r = pack(coroutine.resume(co, ...))
+    if coroutine.status(co) == "dead" then return deliver(r) end
+    local what, arg = r[2], r[3]
+    if what == "request" then
+      transport:request_async(arg, step)
+    else
+      transport:sleep_async(arg, step)
+    end
+  end
+  step(ctx)
+end
+
+return M

@@ -1,0 +1,333 @@
+--- cometkey.client: the client object. Each method validates its arguments
+-- (raising on programmer errors before anything is sent), then runs through
+-- cometkey.call, synchronously or with a trailing callback.
+local core = require "cometkey.core"
+local call = require "cometkey.call"
+local plan = require "cometkey.plan"
+local transports = require "cometkey.transport.auto"
+
+local error, type, pairs, ipairs, tostring, setmetatable = error, type, pairs, ipairs, tostring, setmetatable
+local floor = math.floor
+local concat = table.concat
+
+local Client = {}
+Client.__index = Client
+
+local function raise(method, message, level)
+  error("cometkey." .. method .. ": " .. message, (level or 1) + 1)
+end
+
+local function problems_line(problems)
+  local parts = {}
+  for i = 1, #problems do parts[i] = problems[i].message end
+  return concat(parts, "; ")
+end
+
+-- Validates fields in mode, raising at the caller's level with every problem.
+local function checked(method, fields, mode, level)
+  if type(fields) ~= "table" then raise(method, "fields must be a table, got " .. type(fields), level + 1) end
+  local normalized, problems = core.check(fields, mode)
+  if not normalized then raise(method, problems_line(problems), level + 1) end
+  return normalized
+end
+
+local function check_id(method, id, level)
+  if type(id) ~= "number" or id <= 0 or floor(id) ~= id then
+    raise(method, "id must be a positive integer, got " .. tostring(id), level + 1)
+  end
+end
+
+local function check_callback(method, callback, level)
+  if callback ~= nil and type(callback) ~= "function" then
+    raise(method, "callback must be a function", level + 1)
+  end
+end
+
+function Client.new(conf)
+  local self = setmetatable({ conf = conf, closed = false }, Client)
+  self.transport = transports.open(conf)
+  self.sync_ctx = call.sync_context(self.transport)
+  self.request_conf = { user_agent = conf.user_agent, user_id = conf.user_id }
+  if not conf.verify then
+    transports.warn_once(conf, "cometkey: TLS verification is disabled (verify = false): "
+      .. "anyone on the path can read the access token")
+  end
+  return self
+end
+
+function Client:__tostring()
+  return "cometkey.client (" .. self.conf.base_url .. ", " .. self.transport.name
+    .. (self.closed and ", closed)" or ")")
+end
+
+function Client:_open(method, level)
+  if self.closed then raise(method, "client is closed", level + 1) end
+end
+
+-- One API request of operation op with args, through the retry loop.
+function Client:_send(ctx, op, args)
+  return call.perform(self, ctx, op, core.request(op, args, self.request_conf))
+end
+
+--- get(id [, callback]) --> key | nil, message, info
+function Client:get(id, callback)
+  self:_open("get", 2)
+  check_id("get", id, 2)
+  check_callback("get", callback, 2)
+  return call.run(self, callback, function(ctx) return self:_send(ctx, "get", { id = id }) end)
+end
+
+local function paging(method, args, level)
+  local page, size = args.page or 1, args.page_size or 100
+  if type(page) ~= "number" or page < 1 or floor(page) ~= page then
+    raise(method, "page must be an integer >= 1", level + 1)
+  end
+  if type(size) ~= "number" or size < 1 or size > 100 or floor(size) ~= size then
+    raise(method, "page_size must be an integer from 1 to 100 (the server caps pages at 100)", level + 1)
+  end
+  return page, size
+end
+
+--- list{ page = 1, page_size = 100 } [, callback] --> { items, total, page, page_size } | nil, message, info
+function Client:list(args, callback)
+  self:_open("list", 2)
+  if type(args) == "function" then args, callback = nil, args end
+  args = args or {}
+  if type(args) ~= "table" then raise("list", "arguments must be a table", 2) end
+  for k in pairs(args) do
+    if k ~= "page" and k ~= "page_size" then raise("list", "unknown argument '" .. tostring(k) .. "'", 2) end
+  end
+  local page, size = paging("list", args, 2)
+  check_callback("list", callback, 2)
+  return call.run(self, callback, function(ctx)
+    return self:_send(ctx, "list", { page = page, page_size = size })
+  end)
+end
+
+--- search{ keyword = ..., token = ..., page, page_size } [, callback] --> array of keys | nil, message, info
+function Client:search(args, callback)
+  self:_open("search", 2)
+  if type(args) == "string" then args = { keyword = args } end
+  if type(args) ~= "table" then raise("search", "arguments must be a table or a keyword string", 2) end
+  for k, v in pairs(args) do
+    if k == "keyword" or k == "token" then
+      if type(v) ~= "string" then raise("search", k .. " must be a string", 2) end
+    elseif k ~= "page" and k ~= "page_size" then
+      raise("search", "unknown argument '" .. tostring(k) .. "'", 2)
+    end
+  end
+  if args.keyword == nil and args.token == nil then raise("search", "give a keyword or a token to search for", 2) end
+  local page, size = paging("search", args, 2)
+  check_callback("search", callback, 2)
+  return call.run(self, callback, function(ctx)
+    local result, message, info = self:_send(ctx, "search",
+      { keyword = args.keyword, token = args.token, page = page, page_size = size })
+    if not result then return nil, message, info end
+    return result.items
+  end)
+end
+
+--- each([filter]) --> iterator over every key, newest first (raises on failure)
+-- filter: nil, a function(key) -> boolean, or a table of field = value to match.
+function Client:each(filter)
+  self:_open("each", 2)
+  if filter ~= nil and type(filter) ~= "function" and type(filter) ~= "table" then
+    raise("each", "filter must be a function or a table of field = value", 2)
+  end
+  local match = filter
+  if type(filter) == "table" then
+    local want = checked("each", filter, "expect", 2)
+    match = function(key) return plan.mismatch(key, want) == nil end
+  end
+  local page, items, i, seen, done = 0, {}, 0, {}, false
+  return function()
+    while true do
+      i = i + 1
+      local key = items[i]
+      if key == nil then
+        if done then return nil end
+        page = page + 1
+        local result, message = self:list { page = page, page_size = 100 }
+        if not result then error(message, 2) end
+        items, i = result.items, 0
+        done = #items < 100 or page * 100 >= (result.total or 0)
+        if #items == 0 then return nil end
+      elseif not seen[key.id] then -- keys created meanwhile shift pages: skip repeats
+        seen[key.id] = true
+        if match == nil or match(key) then return key end
+      end
+    end
+  end
+end
+
+--- delete(id [, callback]) --> true | nil, message, info
+function Client:delete(id, callback)
+  self:_open("delete", 2)
+  check_id("delete", id, 2)
+  check_callback("delete", callback, 2)
+  return call.run(self, callback, function(ctx) return self:_send(ctx, "delete", { id = id }) end)
+end
+
+-- After a create, find the new record: the newest key (highest id) whose name
+-- and settings are what was sent.
+local function find_created(self, ctx, fields)
+  local page, message, info = self:_send(ctx, "list", { page = 1, page_size = 100 })
+  if not page then return nil, message, info end
+  local best
+  for _, key in ipairs(page.items) do
+    if key.name == fields.name and plan.mismatch(key, fields) == nil then
+      if best == nil or key.id > best.id then best = key end
+    end
+  end
+  if not best then
+    return nil, "cometkey: POST /api/token/: the key was created but could not be found in the newest 100 keys",
+      { kind = "not_found", retryable = false }
+  end
+  return best
+end
+
+--- create(fields [, callback]) --> key (the created record) | nil, message, info
+function Client:create(fields, callback)
+  self:_open("create", 2)
+  local normalized = checked("create", fields, "create", 2)
+  if normalized.model_limits_enabled == true and (normalized.model_limits or "") == "" then
+    raise("create", "model_limits: model_limits_enabled = true with no models would block every model", 2)
+  end
+  check_callback("create", callback, 2)
+  return call.run(self, callback, function(ctx)
+    local status = normalized.status
+    local sent = {}
+    for k, v in pairs(normalized) do if k ~= "status" then sent[k] = v end end
+    local ok, message, info = self:_send(ctx, "create", { fields = sent })
+    if not ok then return nil, message, info end
+    local expected = {}
+    for k, v in pairs(sent) do expected[k] = v end
+    if expected.expired_time == nil then expected.expired_time = -1 end
+    local key
+    key, message, info = find_created(self, ctx, expected)
+    if not key then return nil, message, info end
+    if status ~= nil and status ~= key.status then
+      return self:_send(ctx, "status", { id = key.id, status = status })
+    end
+    return key
+  end)
+end
+
+local UPDATE_OPTS = { replace = true, dry_run = true, expect = true }
+
+-- The status-only request, as a planned step.
+local function status_req(id, status)
+  return { op = "status", args = { id = id, status = status } }
+end
+
+-- Runs planned steps in order; returns the last result.
+local function apply(self, ctx, steps)
+  local result, message, info
+  for n, step in ipairs(steps) do
+    result, message, info = self:_send(ctx, step.op, step.args)
+    if not result then
+      if n > 1 then
+        info.applied = n - 1
+        message = message .. " (after " .. (n - 1) .. " of " .. #steps .. " requests had been applied)"
+      end
+      return nil, message, info
+    end
+  end
+  return result
+end
+
+local function describe(self, steps)
+  local out = {}
+  for i, step in ipairs(steps) do
+    local req = core.request(step.op, step.args, self.request_conf)
+    out[i] = { method = req.method, path = req.path, query = req.query, body = req.body }
+  end
+  return out
+end
+
+--- update(fields [, opts] [, callback]) --> key | nil, message, info
+-- opts: replace (one PUT of all nine fields), dry_run (return the plan), expect (stored values).
+function Client:update(fields, opts, callback)
+  self:_open("update", 2)
+  if type(opts) == "function" and callback == nil then opts, callback = nil, opts end
+  opts = opts or {}
+  if type(opts) ~= "table" then raise("update", "opts must be a table", 2) end
+  for k in pairs(opts) do
+    if not UPDATE_OPTS[k] then raise("update", "unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  local normalized = checked("update", fields, opts.replace and "replace" or "update", 2)
+  local expect
+  if opts.expect ~= nil then expect = checked("update", opts.expect, "expect", 2) end
+  if opts.replace and normalized.model_limits_enabled == true and normalized.model_limits == "" then
+    raise("update", "model_limits: model_limits_enabled = true with no models would block every model", 2)
+  end
+  check_callback("update", callback, 2)
+  local id, target = normalized.id, normalized.status
+
+  return call.run(self, callback, function(ctx)
+    local stored, message, info
+    local need_read = opts.dry_run or expect or (not opts.replace and plan.names_editable(normalized))
+    if need_read then
+      stored, message, info = self:_send(ctx, "get", { id = id })
+      if not stored then return nil, message, info end
+      if expect then
+        local field, want, have = plan.mismatch(stored, expect)
+        if field then
+          return nil, "cometkey: PUT /api/token/: expectation failed: " .. field .. " is " .. tostring(have)
+            .. ", expected " .. tostring(want) .. " (the key changed since it was read)",
+            { kind = "conflict", field = field, expected = want, actual = have, retryable = false }
+        end
+      end
+    end
+
+    local steps = {}
+    if opts.replace or plan.names_editable(normalized) then
+      local body
+      if opts.replace then
+        body = { id = id }
+        for _, f in ipairs(plan.EDITABLE) do body[f] = normalized[f] end
+      else
+        body, message, info = plan.merge(stored, normalized)
+        if not body then return nil, message, info end
+      end
+      local current = stored and stored.status
+      local when = target and (stored and plan.status_step(current, target) or (target == 1 and "after" or "before"))
+      if when == "before" then
+        steps[#steps + 1] = status_req(id, target)
+        current = target
+      end
+      -- The full PUT echoes the stored status (never 1 for a stored 3/4, which
+      -- would trip the server's enable guard); replace sends the target unless it is 1.
+      body.status = current or (target ~= 1 and target) or nil
+      steps[#steps + 1] = { op = "update", args = { fields = body } }
+      if when == "after" then steps[#steps + 1] = status_req(id, target) end
+    elseif target ~= nil then
+      steps[#steps + 1] = status_req(id, target)
+    end
+
+    if opts.dry_run then
+      return {
+        dry_run = true,
+        id = id,
+        requests = describe(self, steps),
+        diff = stored and plan.diff(stored, normalized) or {},
+        current = stored,
+      }
+    end
+    if #steps == 0 then return stored end
+    return apply(self, ctx, steps)
+  end)
+end
+
+--- close() -- closes connections and wipes the token; idempotent.
+function Client:close()
+  if self.closed then return end
+  self.closed = true
+  self.transport:close()
+  self.conf.secret:wipe()
+end
+
+Client.__close = Client.close
+Client.__gc = Client.close
+
+return Client

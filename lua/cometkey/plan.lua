@@ -1,0 +1,128 @@
+--- cometkey.plan: how an update becomes requests, without any I/O. Merges the
+-- named fields over the stored record (the server's PUT is a full replace),
+-- checks that the result can be written back, orders status changes around the
+-- field PUT, and describes the change as a field-by-field diff.
+local core = require "cometkey.core"
+
+local null = core.null
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local format = string.format
+
+local M = {}
+
+--- The nine fields a full PUT writes (everything else is ignored or status_only).
+M.EDITABLE = {
+  "name", "expired_time", "remain_quota", "unlimited_quota", "model_limits_enabled",
+  "model_limits", "allow_ips", "group", "cross_group_retry",
+}
+
+M.MAX_QUOTA = 500000000000000
+
+local ZERO = {
+  name = "", expired_time = 0, remain_quota = 0, unlimited_quota = false,
+  model_limits_enabled = false, model_limits = "", group = "", cross_group_retry = false,
+}
+
+--- names_editable(fields) --> true when any of the nine editable fields is named
+function M.names_editable(fields)
+  for _, f in ipairs(M.EDITABLE) do
+    if fields[f] ~= nil then return true end
+  end
+  return false
+end
+
+-- The value to echo for a field the caller did not name: exactly what is stored.
+local function echo(stored, f)
+  local v = stored[f]
+  if f == "allow_ips" then
+    if v == nil then return null end -- stored NULL stays NULL
+    return v
+  end
+  if v == nil then return ZERO[f] end
+  return v
+end
+
+local function conflict(message, field)
+  return nil, "cometkey: PUT /api/token/: " .. message, { kind = "conflict", field = field, retryable = false }
+end
+
+--- merge(stored, fields) --> body | nil, message, info
+-- body holds id and all nine editable fields; status is set by the caller.
+function M.merge(stored, fields)
+  local body = { id = stored.id }
+  for _, f in ipairs(M.EDITABLE) do
+    if fields[f] ~= nil then body[f] = fields[f] else body[f] = echo(stored, f) end
+  end
+  -- What the server would refuse, or what would silently break the key, when echoed.
+  if body.unlimited_quota ~= true then
+    local q = body.remain_quota
+    if type(q) ~= "number" or q < 0 then
+      return conflict(format("remain_quota: the stored remaining quota is %s on a limited key and the server "
+        .. "refuses to write it back; set remain_quota (0..%d) or unlimited_quota = true in this update",
+        tostring(q), M.MAX_QUOTA), "remain_quota")
+    end
+    if q > M.MAX_QUOTA then
+      return conflict(format("remain_quota: the stored remaining quota %s is above the server's maximum %d; "
+        .. "set remain_quota or unlimited_quota = true in this update", tostring(q), M.MAX_QUOTA), "remain_quota")
+    end
+  end
+  if body.model_limits_enabled == true and (body.model_limits == "" or body.model_limits == null) then
+    local named = fields.model_limits ~= nil and "model_limits" or "model_limits_enabled"
+    return conflict("model_limits: model_limits_enabled would be true with no models, which blocks every "
+      .. "model; set model_limits to the allowed models or model_limits_enabled = false", named)
+  end
+  if type(body.name) == "string" and #body.name > 50 then
+    return conflict("name: the stored name is longer than 50 bytes and the server refuses to write it back; "
+      .. "set name in this update", "name")
+  end
+  return body
+end
+
+local function same(a, b)
+  if a == b then return true end
+  if (a == nil or a == null or a == "") and (b == nil or b == null or b == "") then return true end
+  return false
+end
+
+--- diff(stored, fields) --> { field = { from = old, to = new }, ... } for the fields that change
+function M.diff(stored, fields)
+  local d = {}
+  for _, f in ipairs(M.EDITABLE) do
+    local to = fields[f]
+    if to ~= nil and not same(stored[f], to) then
+      d[f] = { from = stored[f] == nil and null or stored[f], to = to }
+    end
+  end
+  if fields.status ~= nil and fields.status ~= stored.status then
+    d.status = { from = stored.status, to = fields.status }
+  end
+  return d
+end
+
+--- mismatch(stored, expect) --> field, expected, actual for the first expectation that fails
+function M.mismatch(stored, expect)
+  local names = {}
+  for f in pairs(expect) do names[#names + 1] = f end
+  table.sort(names)
+  for _, f in ipairs(names) do
+    local have = stored[f]
+    if (f == "allow_ips" or f == "model_limits") and type(have) == "string" then
+      -- Compare normalised forms: "10.1.2.3/8" and "10.0.0.0/8" are the same list.
+      local normalized = core.check({ [f] = have }, "expect")
+      if normalized then have = normalized[f] end
+    end
+    if not same(have, expect[f]) then return f, expect[f], stored[f] end
+  end
+end
+
+--- steps(stored_status, target_status) --> "before" | "after" | nil
+-- Disabling (or marking expired/exhausted) goes before the field PUT, so access
+-- is cut first; enabling goes after it, so a new expiry or quota lands first and
+-- the server's enable guard sees it.
+function M.status_step(stored_status, target)
+  if target == nil or target == stored_status then return nil end
+  if target == 1 then return "after" end
+  return "before"
+end
+
+return M

@@ -1,0 +1,21 @@
+/*
+ * ck_core.h - what the files of the cometkey.core C module share: the openers
+ * that each add their functions to the module table, and common limits.
+ * Every non-static symbol is ck_-prefixed and hidden; only luaopen_* is exported.
+ */
+#ifndef CK_CORE_H
+#define CK_CORE_H
+
+#include "ck_compat.h"
+
+#define CK_VERSION "0.1.0" /* keep in step with lua/cometkey.lua and the rockspec */
+#define CK_ERRLEN 256      /* size of the error buffers the C helpers fill */
+
+/* Each opener adds its functions to the table at the top of the stack. */
+void ck_allowlist_open(lua_State *L); /* allowlist_parse, allowlist_format, allowlist_compile */
+void ck_json_open(lua_State *L);      /* json_encode, json_decode */
+void ck_validate_open(lua_State *L);  /* check */
+void ck_codec_open(lua_State *L);     /* request, response */
+void ck_secret_open(lua_State *L);    /* secret */
+
+#endif /* CK_CORE_H */

@@ -1,0 +1,107 @@
+/*
+ * ck_secret.c - the access token as a "cometkey.secret" userdata: a malloc'd
+ * copy that lives only in C memory, is wiped on close/__gc, and prints as
+ * "cometkey.secret (hidden)". Shared by cometkey.core and cometkey.curl.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ck_secret.h"
+
+/* Overwrite through a volatile pointer so the compiler cannot drop it. */
+static void ck_secret_zero(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void ck_secret_wipe(ck_secret *s)
+{
+    if (s->value != NULL) {
+        ck_secret_zero(s->value, s->len);
+        free(s->value);
+        s->value = NULL;
+        s->len = 0;
+    }
+}
+
+ck_secret *ck_secret_check(lua_State *L, int idx)
+{
+    return (ck_secret *)luaL_checkudata(L, idx, CK_SECRET_MT);
+}
+
+/* secret(token) -> userdata; raises on a non-string or empty token. */
+static int ck_secret_new(lua_State *L)
+{
+    size_t len;
+    const char *token = luaL_checklstring(L, 1, &len);
+    ck_secret *s;
+    if (len == 0)
+        return luaL_argerror(L, 1, "token must not be empty");
+    /* Userdata first (may raise), then the malloc, which nothing can interrupt. */
+    s = (ck_secret *)ck_newuserdata(L, sizeof *s);
+    s->value = NULL;
+    s->len = 0;
+    luaL_getmetatable(L, CK_SECRET_MT);
+    lua_setmetatable(L, -2);
+    s->value = (char *)malloc(len + 1);
+    if (s->value == NULL)
+        return luaL_error(L, "cometkey: out of memory");
+    memcpy(s->value, token, len);
+    s->value[len] = '\0';
+    s->len = len;
+    return 1;
+}
+
+/* secret:reveal() -> the token, for Lua transports that must send it. */
+static int ck_secret_reveal(lua_State *L)
+{
+    ck_secret *s = ck_secret_check(L, 1);
+    if (s->value == NULL)
+        return luaL_error(L, "cometkey: the token was wiped (client closed)");
+    lua_pushlstring(L, s->value, s->len);
+    return 1;
+}
+
+static int ck_secret_close(lua_State *L)
+{
+    ck_secret_wipe(ck_secret_check(L, 1));
+    return 0;
+}
+
+static int ck_secret_tostring(lua_State *L)
+{
+    ck_secret *s = ck_secret_check(L, 1);
+    lua_pushstring(L, s->value != NULL ? "cometkey.secret (hidden)" : "cometkey.secret (wiped)");
+    return 1;
+}
+
+void ck_secret_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"reveal", ck_secret_reveal}, {"wipe", ck_secret_close}, {NULL, NULL}};
+    if (luaL_newmetatable(L, CK_SECRET_MT)) {
+        lua_newtable(L);
+        ck_setfuncs(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, ck_secret_close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, ck_secret_close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, ck_secret_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "hidden");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
+void ck_secret_open(lua_State *L)
+{
+    ck_secret_register(L);
+    lua_pushcfunction(L, ck_secret_new);
+    lua_setfield(L, -2, "secret");
+}
