@@ -1,0 +1,1249 @@
+/*
+ * ck_curl.c - cometkey.curl: the libcurl transport. A "cometkey.curl" userdata
+ * owns one easy handle for blocking requests (keep-alive through its
+ * connection cache), a lazily created multi handle with a pool of easy handles
+ * for bulk requests, the access token (copied out of a cometkey.secret, wiped
+ * on close) and every buffer a transfer writes into. Requests are read from
+ * Lua into that memory before libcurl runs; libcurl's callbacks are plain C,
+ * so no Lua code runs and no Lua error is raised while a transfer is running.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <errno.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "ck_compat.h"
+#include "ck_secret.h"
+
+#define CK_CURL_MT "cometkey.curl"
+
+#define CK_DEFAULT_TIMEOUT_MS 30000L
+#define CK_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define CK_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
+#define CK_MAX_BODY_LIMIT 2147483648.0      /* bytes; max_body may not exceed 2 GiB */
+#define CK_MAX_TIMEOUT_SECONDS 2147483.0    /* the timeout in ms fits a 32-bit long */
+#define CK_MAX_HEADER_BYTES (1024u * 1024u) /* response header block cap */
+#define CK_MAX_POOL 256                     /* easy handles the multi pool may hold */
+#define CK_SHRINK_ABOVE (256u * 1024u)      /* buffers larger than this are freed per request */
+#define CK_MIN_REDACT_LEN 4                 /* header values this long are kept out of messages */
+
+/* ---------------------------------------------------------------- buffers */
+
+typedef struct ck_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} ck_buf;
+
+/* Appends n bytes; returns 0 when memory runs out (the buffer is unchanged). */
+static int ck_buf_append(ck_buf *b, const char *p, size_t n)
+{
+    if (n > (size_t)-1 - b->len - 1)
+        return 0;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        char *grown;
+        while (cap < b->len + n + 1)
+            cap = cap > (size_t)-1 / 2 ? b->len + n + 1 : cap * 2;
+        grown = (char *)realloc(b->data, cap);
+        if (grown == NULL)
+            return 0;
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 1;
+}
+
+/* Empties the buffer for a new request; a large one is released. */
+static void ck_buf_reset(ck_buf *b)
+{
+    if (b->cap > CK_SHRINK_ABOVE) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+    b->len = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+static void ck_buf_free(ck_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Overwrites through a volatile pointer so the compiler cannot drop it. */
+static void ck_wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+/* Frees a header list after zeroing every line (one of them holds the token). */
+static void ck_slist_wipe_free(struct curl_slist *list)
+{
+    struct curl_slist *node;
+    for (node = list; node != NULL; node = node->next) {
+        if (node->data != NULL)
+            ck_wipe(node->data, strlen(node->data));
+    }
+    curl_slist_free_all(list);
+}
+
+/* ---------------------------------------------------------------- handle state */
+
+enum ck_method { CK_GET, CK_POST, CK_PUT, CK_DELETE };
+static const char *const ck_method_names[] = {"GET", "POST", "PUT", "DELETE", NULL};
+
+enum ck_xfer_state { CK_FREE, CK_RUNNING, CK_DONE };
+
+/* One easy handle and everything a transfer on it reads or writes. */
+typedef struct ck_xfer {
+    CURL *easy;
+    enum ck_xfer_state state; /* multi pool only */
+    int in_multi;             /* added to the multi handle */
+    long long tag;            /* multi pool only: the caller's tag */
+    unsigned long done_seq;   /* order of completion, for reporting */
+    CURLcode result;          /* multi pool only: the finished transfer's code */
+    enum ck_method method;
+    struct curl_slist *headers; /* request headers, Authorization included */
+    ck_buf body;                /* request body (when has_body) */
+    int has_body;
+    ck_buf where; /* "METHOD /path" for messages (no query, no credentials) */
+    ck_buf line;  /* scratch for one header line */
+    ck_buf resp_body;
+    ck_buf resp_headers;
+    size_t max_body;
+    int too_large;         /* the body cap was hit */
+    int headers_too_large; /* the header cap was hit */
+    int out_of_memory;     /* a callback could not grow a buffer */
+    char errbuf[CURL_ERROR_SIZE];
+} ck_xfer;
+
+typedef struct ck_client {
+    int closed;
+    char *auth_line; /* "Authorization: <token>", malloc'd, wiped on close */
+    size_t auth_len;
+    char *token; /* points into auth_line, for redaction checks */
+    size_t token_len;
+    char *ca_file;
+    long timeout_ms;
+    long connect_timeout_ms;
+    int verify;
+    size_t max_body;
+    ck_xfer main; /* the blocking handle */
+    CURLM *multi;
+    ck_xfer **pool;
+    size_t pool_len;
+    size_t pool_cap;
+    unsigned long done_seq;
+    double requests;
+    double connects;
+} ck_client;
+
+/* ---------------------------------------------------------------- libcurl callbacks (no Lua) */
+
+static size_t ck_on_body(char *p, size_t size, size_t nmemb, void *userdata)
+{
+    ck_xfer *x = (ck_xfer *)userdata;
+    size_t n = size * nmemb;
+    if (n > x->max_body - x->resp_body.len) {
+        x->too_large = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (!ck_buf_append(&x->resp_body, p, n)) {
+        x->out_of_memory = 1;
+        return 0;
+    }
+    return n;
+}
+
+static size_t ck_on_header(char *p, size_t size, size_t nitems, void *userdata)
+{
+    ck_xfer *x = (ck_xfer *)userdata;
+    size_t n = size * nitems;
+    /* A new status line (after 100 Continue, say) starts a new header block. */
+    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        x->resp_headers.len = 0;
+    if (n > CK_MAX_HEADER_BYTES - x->resp_headers.len) {
+        x->headers_too_large = 1;
+        return 0;
+    }
+    if (!ck_buf_append(&x->resp_headers, p, n)) {
+        x->out_of_memory = 1;
+        return 0;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- easy handle setup */
+
+/* Options that are the same for every request of a client. */
+static CURLcode ck_easy_configure(ck_client *c, ck_xfer *x)
+{
+    CURL *e = x->easy;
+    CURLcode rc = CURLE_OK;
+#define CK_SET(opt, val)                                                                           \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    CK_SET(CURLOPT_NOSIGNAL, 1L);
+    CK_SET(CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    CK_SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    CK_SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    CK_SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    CK_SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    CK_SET(CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
+    CK_SET(CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
+    if (c->ca_file != NULL)
+        CK_SET(CURLOPT_CAINFO, c->ca_file);
+    CK_SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    CK_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    CK_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+    CK_SET(CURLOPT_WRITEFUNCTION, ck_on_body);
+    CK_SET(CURLOPT_WRITEDATA, (void *)x);
+    CK_SET(CURLOPT_HEADERFUNCTION, ck_on_header);
+    CK_SET(CURLOPT_HEADERDATA, (void *)x);
+    CK_SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    CK_SET(CURLOPT_PRIVATE, (void *)x);
+#undef CK_SET
+    x->max_body = c->max_body;
+    return rc;
+}
+
+/* Options that change per request; everything else stays as configured. */
+static CURLcode ck_easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
+{
+    CURL *e = x->easy;
+    CURLcode rc;
+    x->errbuf[0] = '\0';
+    x->too_large = x->headers_too_large = x->out_of_memory = 0;
+    ck_buf_reset(&x->resp_body);
+    ck_buf_reset(&x->resp_headers);
+    rc = curl_easy_setopt(e, CURLOPT_URL, url);
+    /*
+     * libcurl replays a request (POST too, body rewound) when a reused
+     * connection dies before any answer. A POST creates: sent twice, the
+     * server may create twice. So POST always opens a fresh connection;
+     * the replay stays for GET, PUT and DELETE, which are idempotent.
+     */
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, x->method == CK_POST ? 1L : 0L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    if (rc != CURLE_OK)
+        return rc;
+    if (x->method == CK_GET || (x->method == CK_DELETE && !x->has_body)) {
+        /* Drop a previous request's body pointer; HTTPGET then resets the method. */
+        rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method == CK_GET ? NULL : "DELETE");
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        /* POST machinery carries the body; PUT and DELETE rename the method. */
+        rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->has_body ? x->body.data : "");
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                                  x->method == CK_POST ? NULL : ck_method_names[x->method]);
+    }
+    return rc;
+}
+
+static void ck_xfer_release(ck_xfer *x)
+{
+    if (x->easy != NULL) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+    }
+    ck_slist_wipe_free(x->headers);
+    x->headers = NULL;
+    ck_buf_free(&x->body);
+    ck_buf_free(&x->where);
+    ck_buf_free(&x->line);
+    ck_buf_free(&x->resp_body);
+    ck_buf_free(&x->resp_headers);
+}
+
+/* ---------------------------------------------------------------- client lifecycle */
+
+static ck_client *ck_check_client(lua_State *L)
+{
+    return (ck_client *)luaL_checkudata(L, 1, CK_CURL_MT);
+}
+
+static ck_client *ck_check_open(lua_State *L)
+{
+    ck_client *c = ck_check_client(L);
+    if (c->closed)
+        luaL_error(L, "cometkey: client is closed");
+    return c;
+}
+
+static void ck_client_close(ck_client *c)
+{
+    size_t i;
+    if (c->closed)
+        return;
+    c->closed = 1;
+    for (i = 0; i < c->pool_len; i++) {
+        ck_xfer *x = c->pool[i];
+        if (x->in_multi && c->multi != NULL)
+            curl_multi_remove_handle(c->multi, x->easy);
+        ck_xfer_release(x);
+        free(x);
+    }
+    free(c->pool);
+    c->pool = NULL;
+    c->pool_len = c->pool_cap = 0;
+    if (c->multi != NULL) {
+        curl_multi_cleanup(c->multi);
+        c->multi = NULL;
+    }
+    ck_xfer_release(&c->main);
+    if (c->auth_line != NULL) {
+        ck_wipe(c->auth_line, c->auth_len);
+        free(c->auth_line);
+        c->auth_line = NULL;
+        c->token = NULL;
+        c->auth_len = c->token_len = 0;
+    }
+    free(c->ca_file);
+    c->ca_file = NULL;
+}
+
+static int ck_meth_close(lua_State *L)
+{
+    ck_client_close(ck_check_client(L));
+    return 0;
+}
+
+static int ck_meth_tostring(lua_State *L)
+{
+    ck_client *c = ck_check_client(L);
+    lua_pushstring(L, c->closed ? "cometkey.curl (closed)" : "cometkey.curl (open)");
+    return 1;
+}
+
+/* ---------------------------------------------------------------- option reading */
+
+/* Reads a duration in seconds from field of table idx into *ms (kept if nil); name labels errors.
+ */
+static void ck_opt_seconds(lua_State *L, int idx, int arg, const char *field, const char *name,
+                           long *ms)
+{
+    lua_Number s;
+    lua_getfield(L, idx, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+        lua_pushfstring(L, "%s must be a number of seconds, got %s", name, luaL_typename(L, -1));
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    s = lua_tonumber(L, -1);
+    if (!(s > 0 && s <= CK_MAX_TIMEOUT_SECONDS)) {
+        lua_pushfstring(L, "%s must be greater than 0 and at most %d seconds", name,
+                        (int)CK_MAX_TIMEOUT_SECONDS);
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    *ms = (long)(s * 1000.0);
+    if ((lua_Number)*ms < s * 1000.0)
+        (*ms)++; /* round up: a fraction of a millisecond still waits */
+    if (*ms < 1)
+        *ms = 1;
+    lua_pop(L, 1);
+}
+
+/* Returns 1 when the value at idx is a cometkey.secret (never raises). */
+static int ck_is_secret(lua_State *L, int idx)
+{
+    int same;
+    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+        return 0;
+    luaL_getmetatable(L, CK_SECRET_MT);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
+
+/* Returns 1 when s is printable ASCII without spaces (safe to quote in a message). */
+static int ck_is_plain_word(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || n > 64)
+        return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static void ck_check_option_names(lua_State *L)
+{
+    static const char *const known[] = {"timeout",  "connect_timeout", "verify", "ca_file",
+                                        "max_body", "token",           NULL};
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        size_t n;
+        const char *key;
+        int i, found = 0;
+        lua_pop(L, 1); /* the value */
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, 1, "option names must be strings");
+        key = lua_tolstring(L, -1, &n);
+        for (i = 0; known[i] != NULL; i++) {
+            if (strcmp(known[i], key) == 0 && strlen(known[i]) == n)
+                found = 1;
+        }
+        if (!found) {
+            if (ck_is_plain_word(key, n))
+                lua_pushfstring(L, "unknown option '%s'", key);
+            else
+                lua_pushliteral(L, "unknown option");
+            luaL_argerror(L, 1, lua_tostring(L, -1));
+        }
+    }
+}
+
+/* curl.new{ timeout, connect_timeout, verify, ca_file, max_body, token } -> handle */
+static int ck_f_new(lua_State *L)
+{
+    long timeout_ms = CK_DEFAULT_TIMEOUT_MS, connect_timeout_ms = CK_DEFAULT_CONNECT_TIMEOUT_MS;
+    int verify = 1;
+    size_t max_body = CK_DEFAULT_MAX_BODY, ca_len = 0, i;
+    const char *ca_file = NULL;
+    ck_secret *secret = NULL;
+    ck_client *c;
+    int ca_idx = 0;
+
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    ck_check_option_names(L);
+    ck_opt_seconds(L, 1, 1, "timeout", "timeout", &timeout_ms);
+    ck_opt_seconds(L, 1, 1, "connect_timeout", "connect_timeout", &connect_timeout_ms);
+
+    lua_getfield(L, 1, "verify");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isboolean(L, -1))
+            luaL_argerror(L, 1, "verify must be a boolean");
+        verify = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+
+    lua_getfield(L, 1, "max_body");
+    if (!lua_isnil(L, -1)) {
+        long long v = 0;
+        if (!ck_tointeger64(L, -1, &v) || v < 1 || (double)v > CK_MAX_BODY_LIMIT)
+            luaL_argerror(L, 1, "max_body must be an integer number of bytes from 1 to 2^31");
+        max_body = (size_t)v;
+    }
+    lua_pop(L, 1);
+
+    lua_getfield(L, 1, "ca_file"); /* stays on the stack (slot 2) while it is copied */
+    ca_idx = lua_gettop(L);
+    if (!lua_isnil(L, ca_idx)) {
+        FILE *probe;
+        if (lua_type(L, ca_idx) != LUA_TSTRING)
+            luaL_argerror(L, 1, "ca_file must be a string (a path to PEM certificates)");
+        ca_file = lua_tolstring(L, ca_idx, &ca_len);
+        if (ca_len == 0 || strlen(ca_file) != ca_len)
+            luaL_argerror(L, 1, "ca_file must be a non-empty path without NUL bytes");
+        probe = fopen(ca_file, "rb");
+        if (probe == NULL) {
+            lua_pushfstring(L, "ca_file '%s' cannot be read: %s", ca_file, strerror(errno));
+            luaL_argerror(L, 1, lua_tostring(L, -1));
+        }
+        fclose(probe);
+    }
+
+    lua_getfield(L, 1, "token"); /* slot 3 */
+    if (!lua_isnil(L, -1)) {
+        if (!ck_is_secret(L, -1))
+            luaL_argerror(L, 1, "token must be a cometkey.secret (from cometkey.core.secret)");
+        secret = ck_secret_check(L, lua_gettop(L));
+        if (secret->value == NULL)
+            luaL_argerror(L, 1, "token was wiped (its client is closed)");
+        for (i = 0; i < secret->len; i++) {
+            unsigned char ch = (unsigned char)secret->value[i];
+            if (ch < 0x20 || ch == 0x7f)
+                luaL_argerror(L, 1, "token must not contain control characters (CR, LF, NUL...)");
+        }
+    }
+
+    /* The userdata exists, zeroed and with its __gc, before anything is acquired. */
+    c = (ck_client *)ck_newuserdata(L, sizeof *c);
+    memset(c, 0, sizeof *c); /* close() and __gc handle every part still NULL */
+    luaL_getmetatable(L, CK_CURL_MT);
+    lua_setmetatable(L, -2);
+    c->timeout_ms = timeout_ms;
+    c->connect_timeout_ms = connect_timeout_ms;
+    c->verify = verify;
+    c->max_body = max_body;
+
+    if (ca_file != NULL) {
+        c->ca_file = (char *)malloc(ca_len + 1);
+        if (c->ca_file == NULL)
+            return luaL_error(L, "cometkey: out of memory");
+        memcpy(c->ca_file, ca_file, ca_len + 1);
+    }
+    if (secret != NULL) {
+        static const char prefix[] = "Authorization: ";
+        size_t plen = sizeof prefix - 1;
+        c->auth_line = (char *)malloc(plen + secret->len + 1);
+        if (c->auth_line == NULL)
+            return luaL_error(L, "cometkey: out of memory");
+        memcpy(c->auth_line, prefix, plen);
+        memcpy(c->auth_line + plen, secret->value, secret->len);
+        c->auth_line[plen + secret->len] = '\0';
+        c->auth_len = plen + secret->len;
+        c->token = c->auth_line + plen;
+        c->token_len = secret->len;
+    }
+    c->main.easy = curl_easy_init();
+    if (c->main.easy == NULL)
+        return luaL_error(L, "cometkey: curl_easy_init failed");
+    if (ck_easy_configure(c, &c->main) != CURLE_OK)
+        return luaL_error(L, "cometkey: libcurl rejected the transport options");
+    return 1;
+}
+
+/* ---------------------------------------------------------------- reading a request */
+
+static int ck_is_tchar(unsigned char ch)
+{
+    /* RFC 9110 token characters. */
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return 1;
+    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static int ck_ascii_ieq(const char *a, size_t n, const char *b)
+{
+    size_t i;
+    if (strlen(b) != n)
+        return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+static void ck_oom(lua_State *L)
+{
+    luaL_error(L, "cometkey: out of memory");
+}
+
+/* Appends one header line to x->headers (libcurl copies it; the list is owned by x). */
+static void ck_append_line(lua_State *L, ck_xfer *x, const char *line)
+{
+    struct curl_slist *grown = curl_slist_append(x->headers, line);
+    if (grown == NULL)
+        ck_oom(L);
+    x->headers = grown;
+}
+
+/*
+ * Validates one header pair at stack -2 (name) and -1 (value), and appends it
+ * to x->headers. Raises on a programmer error; every allocation is owned by x.
+ */
+static void ck_add_header(lua_State *L, int arg, ck_xfer *x)
+{
+    size_t nlen, vlen, i;
+    const char *name, *value;
+    if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_argerror(L, arg, "req.headers keys must be header names (strings)");
+    name = lua_tolstring(L, -2, &nlen);
+    for (i = 0; i < nlen; i++) {
+        if (!ck_is_tchar((unsigned char)name[i]))
+            break;
+    }
+    if (nlen == 0 || i < nlen)
+        luaL_argerror(L, arg,
+                      "req.headers has an invalid header name (token characters only: no CR, "
+                      "LF, NUL, spaces or colons)");
+    if (ck_ascii_ieq(name, nlen, "authorization"))
+        luaL_argerror(L, arg,
+                      "req.headers must not set Authorization (the transport adds the token)");
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+        lua_pushfstring(L, "req.headers[\"%s\"] must be a string", name);
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    lua_pushvalue(L, -1); /* convert a number on a copy, never on the lua_next key */
+    value = lua_tolstring(L, -1, &vlen);
+    for (i = 0; i < vlen; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            lua_pushfstring(L,
+                            "req.headers[\"%s\"] must not contain CR, LF, NUL or other "
+                            "control characters",
+                            name);
+            luaL_argerror(L, arg, lua_tostring(L, -1));
+        }
+    }
+    x->line.len = 0;
+    /* "Name;" sends an empty header; "Name: " would tell libcurl to drop it. */
+    if (!ck_buf_append(&x->line, name, nlen) ||
+        !ck_buf_append(&x->line, vlen ? ": " : ";", vlen ? 2 : 1) ||
+        !ck_buf_append(&x->line, value, vlen))
+        ck_oom(L);
+    lua_pop(L, 1);
+    ck_append_line(L, x, x->line.data);
+}
+
+/* Appends "METHOD /path" to x->where: the URL's path only, never its query or userinfo. */
+static int ck_set_where(ck_xfer *x, const char *url, size_t len)
+{
+    const char *p = strstr(url, "://"), *end = url + len, *stop;
+    x->where.len = 0;
+    if (!ck_buf_append(&x->where, ck_method_names[x->method], strlen(ck_method_names[x->method])) ||
+        !ck_buf_append(&x->where, " ", 1))
+        return 0;
+    p = p != NULL ? p + 3 : url;
+    while (p < end && *p != '/' && *p != '?' && *p != '#')
+        p++;
+    stop = p;
+    while (stop < end && *stop != '?' && *stop != '#')
+        stop++;
+    if (stop == p)
+        return ck_buf_append(&x->where, "/", 1);
+    return ck_buf_append(&x->where, p, (size_t)(stop - p));
+}
+
+/*
+ * Reads req (stack slot idx) into x: method, headers, body and the message
+ * label; leaves the URL string on the stack top (libcurl copies it) and
+ * returns the timeout in ms. Raises on programmer errors before anything is
+ * sent; every allocation made is owned by x (and so by the userdata).
+ */
+static long ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_xfer *x)
+{
+    size_t len, i;
+    const char *s;
+    long timeout_ms = c->timeout_ms;
+    int m;
+
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "method");
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
+    s = lua_tostring(L, -1);
+    for (m = 0; ck_method_names[m] != NULL; m++) {
+        if (strcmp(ck_method_names[m], s) == 0)
+            break;
+    }
+    if (ck_method_names[m] == NULL)
+        luaL_argerror(L, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
+    x->method = (enum ck_method)m;
+    lua_pop(L, 1);
+
+    ck_opt_seconds(L, idx, arg, "timeout", "req.timeout", &timeout_ms);
+
+    lua_getfield(L, idx, "body");
+    ck_buf_reset(&x->body);
+    x->has_body = 0;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, arg, "req.body must be a string or nil");
+        if (x->method == CK_GET)
+            luaL_argerror(L, arg, "req.body is not allowed with GET");
+        s = lua_tolstring(L, -1, &len);
+        if (!ck_buf_append(&x->body, s, len)) /* data is never NULL after this */
+            ck_oom(L);
+        x->has_body = 1;
+    }
+    lua_pop(L, 1);
+
+    ck_slist_wipe_free(x->headers);
+    x->headers = NULL;
+    lua_getfield(L, idx, "headers");
+    if (!lua_isnil(L, -1)) {
+        int h = lua_gettop(L);
+        if (!lua_istable(L, h))
+            luaL_argerror(L, arg, "req.headers must be a table of name = value");
+        lua_pushnil(L);
+        while (lua_next(L, h) != 0) {
+            ck_add_header(L, arg, x);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    /* No "Expect: 100-continue" round trip; then the token, added by C only. */
+    ck_append_line(L, x, "Expect:");
+    if (c->auth_line != NULL)
+        ck_append_line(L, x, c->auth_line);
+
+    lua_getfield(L, idx, "url");
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, arg, "req.url must be a string");
+    s = lua_tolstring(L, -1, &len);
+    if (!(len > 7 && ck_ascii_ieq(s, 7, "http://")) && !(len > 8 && ck_ascii_ieq(s, 8, "https://")))
+        luaL_argerror(L, arg, "req.url must be an http:// or https:// URL");
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch == 0x7f)
+            luaL_argerror(L, arg, "req.url must not contain spaces or control characters");
+    }
+    for (i = (size_t)(strstr(s, "://") - s) + 3; i < len && !strchr("/?#", s[i]); i++) {
+        if (s[i] == '@')
+            luaL_argerror(L, arg, "req.url must not contain credentials (user:password@)");
+    }
+    if (!ck_set_where(x, s, len))
+        ck_oom(L);
+    return timeout_ms;
+}
+
+/* ---------------------------------------------------------------- outcomes */
+
+/* Adds the finished transfer to the client's counters. */
+static void ck_count(ck_client *c, ck_xfer *x)
+{
+    long connects = 0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+        c->connects += (double)connects;
+    c->requests += 1;
+}
+
+static int ck_contains(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+    size_t i;
+    if (nlen == 0 || nlen > hlen)
+        return 0;
+    for (i = 0; i + nlen <= hlen; i++) {
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, nlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Returns 1 when text shows the token or the value of a header this request sent. */
+static int ck_leaks_secret(ck_client *c, ck_xfer *x, const char *text, size_t n)
+{
+    struct curl_slist *node;
+    if (c->token != NULL && ck_contains(text, n, c->token, c->token_len))
+        return 1;
+    for (node = x->headers; node != NULL; node = node->next) {
+        const char *colon = strchr(node->data, ':');
+        size_t vlen;
+        if (colon == NULL)
+            continue;
+        colon++;
+        while (*colon == ' ')
+            colon++;
+        vlen = strlen(colon);
+        if (vlen >= CK_MIN_REDACT_LEN && ck_contains(text, n, colon, vlen))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Writes libcurl's error text for code into out as one line: control
+ * characters become spaces; text that would show a header value or the
+ * token is replaced by libcurl's generic description of the code.
+ */
+static void ck_error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, size_t size)
+{
+    size_t n = 0, i;
+    const char *src = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code);
+    for (i = 0; src[i] != '\0' && n + 1 < size; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        out[n++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+    if (n == 0 || ck_leaks_secret(c, x, out, n)) {
+        strncpy(out, curl_easy_strerror(code), size - 1);
+        out[size - 1] = '\0';
+    }
+}
+
+static int ck_is_tls_error(CURLcode code)
+{
+    switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_USE_SSL_FAILED:
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    case CURLE_SSL_CLIENTCERT:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Network failures a second attempt cannot fix (the request itself is unusable). */
+static int ck_is_permanent(CURLcode code)
+{
+    return code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT ||
+           code == CURLE_NOT_BUILT_IN || code == CURLE_BAD_FUNCTION_ARGUMENT ||
+           code == CURLE_OUT_OF_MEMORY || code == CURLE_UNKNOWN_OPTION ||
+           code == CURLE_LOGIN_DENIED || code == CURLE_TOO_MANY_REDIRECTS;
+}
+
+static void ck_push_headers(lua_State *L, const char *p, size_t n)
+{
+    const char *end = p + n;
+    lua_newtable(L);
+    while (p < end) {
+        const char *eol = (const char *)memchr(p, '\n', (size_t)(end - p));
+        const char *line = p, *stop = eol != NULL ? eol : end, *colon, *v, *vend;
+        p = eol != NULL ? eol + 1 : end;
+        while (stop > line && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        if (stop == line || (stop - line >= 5 && memcmp(line, "HTTP/", 5) == 0))
+            continue; /* status line or the blank line that ends a block */
+        colon = (const char *)memchr(line, ':', (size_t)(stop - line));
+        if (colon == NULL || colon == line || line[0] == ' ' || line[0] == '\t')
+            continue; /* not a field (obsolete line folding is not supported) */
+        {
+            luaL_Buffer b;
+            const char *k;
+            luaL_buffinit(L, &b);
+            for (k = line; k < colon; k++) {
+                char ch = *k;
+                luaL_addchar(&b, (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch);
+            }
+            luaL_pushresult(&b);
+        }
+        for (v = colon + 1; v < stop && (*v == ' ' || *v == '\t'); v++)
+            ;
+        vend = stop;
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushlstring(L, v, (size_t)(vend - v));
+        } else {
+            /* A repeated field: the values joined with ", " (RFC 9110 field combining). */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, v, (size_t)(vend - v));
+            lua_concat(L, 3);
+        }
+        lua_rawset(L, -3);
+    }
+}
+
+/*
+ * Pushes the outcome of a finished transfer: res (returns 1), or nil,
+ * message, info (returns 3). Raises only when a callback ran out of memory.
+ */
+static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
+{
+    const char *kind, *label;
+    int retryable;
+    long sent_bytes = 1;
+    char text[CURL_ERROR_SIZE + 64];
+    if (x->out_of_memory)
+        return luaL_error(L, "cometkey: out of memory");
+    if (code == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_setfield(L, -2, "status");
+        ck_push_headers(L, x->resp_headers.data != NULL ? x->resp_headers.data : "",
+                        x->resp_headers.len);
+        lua_setfield(L, -2, "headers");
+        lua_pushlstring(L, x->resp_body.data != NULL ? x->resp_body.data : "", x->resp_body.len);
+        lua_setfield(L, -2, "body");
+        return 1;
+    }
+    if (x->too_large || x->headers_too_large || code == CURLE_FILESIZE_EXCEEDED) {
+        kind = "too_large";
+        label = "response too large";
+        retryable = 0;
+        if (x->headers_too_large)
+            snprintf(text, sizeof text, "headers exceed %u bytes", (unsigned)CK_MAX_HEADER_BYTES);
+        else
+            snprintf(text, sizeof text, "body exceeds max_body (%lu bytes)",
+                     (unsigned long)x->max_body);
+    } else {
+        if (code == CURLE_OPERATION_TIMEDOUT) {
+            kind = "timeout";
+            label = "timeout";
+            retryable = 1;
+        } else if (ck_is_tls_error(code)) {
+            kind = "tls";
+            label = "TLS error";
+            retryable = 0;
+        } else {
+            kind = "network";
+            label = "network error";
+            retryable = !ck_is_permanent(code);
+        }
+        ck_error_text(c, x, code, text, sizeof text);
+    }
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cometkey: %s: %s: %s", x->where.data, label, text);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, (lua_Integer)code);
+    lua_setfield(L, -2, "curl_code");
+    lua_pushboolean(L, retryable);
+    lua_setfield(L, -2, "retryable");
+    lua_pushboolean(L, sent_bytes > 0); /* false: no byte of the request left this host */
+    lua_setfield(L, -2, "sent");
+    return 3;
+}
+
+/* Releases what a finished transfer no longer needs (large buffers go back to the system). */
+static void ck_xfer_trim(ck_xfer *x)
+{
+    ck_buf_reset(&x->resp_body);
+    ck_buf_reset(&x->resp_headers);
+    ck_buf_reset(&x->body);
+}
+
+/* ---------------------------------------------------------------- blocking requests */
+
+/* h:perform(req) -> res | nil, message, info */
+static int ck_meth_perform(lua_State *L)
+{
+    ck_client *c = ck_check_open(L);
+    ck_xfer *x = &c->main;
+    long timeout_ms = ck_read_request(L, c, 2, 2, x);
+    CURLcode code = ck_easy_prepare(x, lua_tostring(L, -1), timeout_ms);
+    int nret;
+    if (code != CURLE_OK)
+        return luaL_error(L, "cometkey: libcurl rejected the request options: %s",
+                          curl_easy_strerror(code));
+    /* From here to its return, only libcurl and the C callbacks above run. */
+    code = curl_easy_perform(x->easy);
+    ck_count(c, x);
+    nret = ck_push_outcome(L, c, x, code);
+    ck_xfer_trim(x);
+    return nret;
+}
+
+/* h:stats() -> { requests = n, connects = n } */
+static int ck_meth_stats(lua_State *L)
+{
+    ck_client *c = ck_check_client(L);
+    lua_createtable(L, 0, 2);
+    ck_pushinteger64(L, (long long)c->requests); /* counts stay far below 2^53 */
+    lua_setfield(L, -2, "requests");
+    ck_pushinteger64(L, (long long)c->connects);
+    lua_setfield(L, -2, "connects");
+    return 1;
+}
+
+/* ---------------------------------------------------------------- bulk requests (multi) */
+
+/*
+ * A free easy handle from the pool; a new one (owned by c from its first
+ * byte) when all are busy. A slot whose setup failed keeps easy == NULL and
+ * is set up again the next time, so a raise here never frees or leaks.
+ */
+static ck_xfer *ck_pool_take(lua_State *L, ck_client *c)
+{
+    size_t i;
+    ck_xfer *x = NULL;
+    for (i = 0; i < c->pool_len && x == NULL; i++) {
+        if (c->pool[i]->state == CK_FREE)
+            x = c->pool[i];
+    }
+    if (x == NULL) {
+        if (c->pool_len >= CK_MAX_POOL)
+            luaL_error(L, "cometkey: more than %d requests in flight", CK_MAX_POOL);
+        if (c->pool_len == c->pool_cap) {
+            size_t cap = c->pool_cap ? c->pool_cap * 2 : 8;
+            ck_xfer **grown = (ck_xfer **)realloc(c->pool, cap * sizeof *grown);
+            if (grown == NULL)
+                ck_oom(L);
+            c->pool = grown;
+            c->pool_cap = cap;
+        }
+        x = (ck_xfer *)calloc(1, sizeof *x);
+        if (x == NULL)
+            ck_oom(L);
+        c->pool[c->pool_len++] = x; /* state CK_FREE, easy NULL */
+    }
+    if (x->easy == NULL) {
+        x->easy = curl_easy_init();
+        if (x->easy == NULL)
+            luaL_error(L, "cometkey: curl_easy_init failed");
+        if (ck_easy_configure(c, x) != CURLE_OK ||
+            curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK) {
+            curl_easy_cleanup(x->easy);
+            x->easy = NULL;
+            luaL_error(L, "cometkey: libcurl rejected the transport options");
+        }
+    }
+    return x;
+}
+
+/* h:multi_add(tag, req) -> true; the transfer runs during multi_wait */
+static int ck_meth_multi_add(lua_State *L)
+{
+    ck_client *c = ck_check_open(L);
+    long long tag = 0;
+    long timeout_ms;
+    ck_xfer *x;
+    CURLcode code;
+    CURLMcode mc;
+    if (!ck_tointeger64(L, 2, &tag))
+        luaL_argerror(L, 2, "tag must be an integer");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (c->multi == NULL) {
+        c->multi = curl_multi_init();
+        if (c->multi == NULL)
+            return luaL_error(L, "cometkey: curl_multi_init failed");
+    }
+    x = ck_pool_take(L, c);
+    timeout_ms = ck_read_request(L, c, 3, 3, x);
+    code = ck_easy_prepare(x, lua_tostring(L, -1), timeout_ms);
+    if (code != CURLE_OK)
+        return luaL_error(L, "cometkey: libcurl rejected the request options: %s",
+                          curl_easy_strerror(code));
+    mc = curl_multi_add_handle(c->multi, x->easy);
+    if (mc != CURLM_OK)
+        return luaL_error(L, "cometkey: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+    x->in_multi = 1;
+    x->state = CK_RUNNING;
+    x->tag = tag;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Moves every transfer libcurl reports finished to CK_DONE; returns how many. */
+static int ck_multi_collect(ck_client *c)
+{
+    CURLMsg *msg;
+    int left, n = 0;
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        char *priv = NULL;
+        ck_xfer *x;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        x = (ck_xfer *)(void *)priv;
+        x->result = msg->data.result; /* msg is invalid once the handle is removed */
+        ck_count(c, x);
+        curl_multi_remove_handle(c->multi, x->easy); /* its connection returns to the cache */
+        x->in_multi = 0;
+        x->state = CK_DONE;
+        x->done_seq = ++c->done_seq;
+        n++;
+    }
+    return n;
+}
+
+static size_t ck_count_state(ck_client *c, enum ck_xfer_state state)
+{
+    size_t i, n = 0;
+    for (i = 0; i < c->pool_len; i++)
+        n += c->pool[i]->state == state;
+    return n;
+}
+
+static double ck_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* h:multi_wait(timeout_seconds) -> { { tag = n, res = res } | { tag = n, err = msg, info = info } }
+ */
+static int ck_meth_multi_wait(lua_State *L)
+{
+    ck_client *c = ck_check_open(L);
+    lua_Number seconds = luaL_checknumber(L, 2);
+    double deadline;
+    size_t done, i, n;
+    if (!(seconds >= 0 && seconds <= CK_MAX_TIMEOUT_SECONDS))
+        luaL_argerror(L, 2, "timeout must be a number of seconds from 0 to 2147483");
+    deadline = ck_monotonic() + seconds;
+    done = ck_count_state(c, CK_DONE);
+    while (done == 0 && ck_count_state(c, CK_RUNNING) > 0) {
+        int running = 0;
+        double remaining;
+        long ms;
+        /* Drives every transfer; only libcurl and the C callbacks run. */
+        CURLMcode mc = curl_multi_perform(c->multi, &running);
+        if (mc != CURLM_OK)
+            return luaL_error(L, "cometkey: curl_multi_perform failed: %s",
+                              curl_multi_strerror(mc));
+        done += (size_t)ck_multi_collect(c);
+        remaining = deadline - ck_monotonic();
+        if (done > 0 || remaining <= 0)
+            break;
+        ms = (long)(remaining * 1000.0) + 1;
+#if LIBCURL_VERSION_NUM >= 0x074200
+        mc = curl_multi_poll(c->multi, NULL, 0, (int)ms, NULL);
+#else
+        mc = curl_multi_wait(c->multi, NULL, 0, (int)ms, NULL);
+#endif
+        if (mc != CURLM_OK)
+            return luaL_error(L, "cometkey: curl_multi_poll failed: %s", curl_multi_strerror(mc));
+    }
+    lua_createtable(L, (int)done, 0);
+    for (n = 1; n <= done; n++) {
+        ck_xfer *x = NULL;
+        int nret;
+        for (i = 0; i < c->pool_len; i++) {
+            ck_xfer *y = c->pool[i];
+            if (y->state == CK_DONE && (x == NULL || y->done_seq < x->done_seq))
+                x = y;
+        }
+        if (x == NULL)
+            break;
+        x->state = CK_FREE; /* reported exactly once, even if pushing raises */
+        lua_createtable(L, 0, 3);
+        if (!ck_pushinteger64(L, x->tag))
+            lua_pushnumber(L, (lua_Number)x->tag);
+        lua_setfield(L, -2, "tag");
+        nret = ck_push_outcome(L, c, x, x->result);
+        if (nret == 1) {
+            lua_setfield(L, -2, "res");
+        } else {
+            lua_setfield(L, -4, "info");
+            lua_setfield(L, -3, "err");
+            lua_pop(L, 1); /* the nil */
+        }
+        ck_xfer_trim(x);
+        lua_rawseti(L, -2, (int)n);
+    }
+    return 1;
+}
+
+/* h:multi_pending() -> transfers added and not yet returned by multi_wait */
+static int ck_meth_multi_pending(lua_State *L)
+{
+    ck_client *c = ck_check_client(L);
+    lua_pushinteger(L, (lua_Integer)(ck_count_state(c, CK_RUNNING) + ck_count_state(c, CK_DONE)));
+    return 1;
+}
+
+/* ---------------------------------------------------------------- module functions */
+
+/*
+ * curl.version() -> libcurl's version ("7.88.1"), its TLS library ("OpenSSL/3.0.11").
+ * Read from curl_version_info: curl_version() would also initialise libldap.
+ */
+static int ck_f_version(lua_State *L)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    lua_pushstring(L, info->version);
+    if (info->ssl_version != NULL)
+        lua_pushstring(L, info->ssl_version);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
+/* curl.now() -> monotonic seconds (float) */
+static int ck_f_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)ck_monotonic());
+    return 1;
+}
+
+/* curl.sleep(seconds): blocks the calling thread (retry backoff in blocking mode) */
+static int ck_f_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec req, rem;
+    if (!(s >= 0 && s <= CK_MAX_TIMEOUT_SECONDS))
+        luaL_argerror(L, 1, "seconds must be a number from 0 to 2147483");
+    req.tv_sec = (time_t)s;
+    req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
+    if (req.tv_nsec > 999999999L)
+        req.tv_nsec = 999999999L;
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR)
+        req = rem;
+    return 0;
+}
+
+CK_EXPORT int luaopen_cometkey_curl(lua_State *L);
+
+CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
+{
+    static int curl_ready = 0;
+    static const luaL_Reg methods[] = {{"perform", ck_meth_perform},
+                                       {"stats", ck_meth_stats},
+                                       {"close", ck_meth_close},
+                                       {"multi_add", ck_meth_multi_add},
+                                       {"multi_wait", ck_meth_multi_wait},
+                                       {"multi_pending", ck_meth_multi_pending},
+                                       {NULL, NULL}};
+    static const luaL_Reg functions[] = {{"new", ck_f_new},
+                                         {"version", ck_f_version},
+                                         {"now", ck_f_now},
+                                         {"sleep", ck_f_sleep},
+                                         {NULL, NULL}};
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return luaL_error(L, "cometkey: curl_global_init failed");
+        curl_ready = 1;
+    }
+    ck_secret_register(L);
+    if (luaL_newmetatable(L, CK_CURL_MT)) {
+        lua_newtable(L);
+        ck_setfuncs(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, ck_meth_close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, ck_meth_close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, ck_meth_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, CK_CURL_MT);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    ck_setfuncs(L, functions);
+    return 1;
+}
