@@ -245,26 +245,24 @@ local function describe(self, steps)
   return out
 end
 
---- update(fields [, opts] [, callback]) --> key | nil, message, info
--- opts: replace (one PUT of all nine fields), dry_run (return the plan), expect (stored values).
-function Client:update(fields, opts, callback)
-  self:_open("update", 2)
-  if type(opts) == "function" and callback == nil then opts, callback = nil, opts end
+-- Validates one update (raising at `level` with every problem) and returns the
+-- function that performs it given a ctx; shared by update and update_many.
+function Client:_update_fn(fields, opts, level)
+  level = level + 1
   opts = opts or {}
-  if type(opts) ~= "table" then raise("update", "opts must be a table", 2) end
+  if type(opts) ~= "table" then raise("update", "opts must be a table", level) end
   for k in pairs(opts) do
-    if not UPDATE_OPTS[k] then raise("update", "unknown option '" .. tostring(k) .. "'", 2) end
+    if not UPDATE_OPTS[k] then raise("update", "unknown option '" .. tostring(k) .. "'", level) end
   end
-  local normalized = checked("update", fields, opts.replace and "replace" or "update", 2)
+  local normalized = checked("update", fields, opts.replace and "replace" or "update", level)
   local expect
-  if opts.expect ~= nil then expect = checked("update", opts.expect, "expect", 2) end
+  if opts.expect ~= nil then expect = checked("update", opts.expect, "expect", level) end
   if opts.replace and normalized.model_limits_enabled == true and normalized.model_limits == "" then
-    raise("update", "model_limits: model_limits_enabled = true with no models would block every model", 2)
+    raise("update", "model_limits: model_limits_enabled = true with no models would block every model", level)
   end
-  check_callback("update", callback, 2)
   local id, target = normalized.id, normalized.status
 
-  return call.run(self, callback, function(ctx)
+  return function(ctx)
     local stored, message, info
     local need_read = opts.dry_run or expect or (not opts.replace and plan.names_editable(normalized))
     if need_read then
@@ -291,14 +289,17 @@ function Client:update(fields, opts, callback)
         if not body then return nil, message, info end
       end
       local current = stored and stored.status
-      local when = target and (stored and plan.status_step(current, target) or (target == 1 and "after" or "before"))
+      local when
+      if target ~= nil then
+        if stored then when = plan.status_step(current, target) else when = target == 1 and "after" or "before" end
+      end
       if when == "before" then
         steps[#steps + 1] = status_req(id, target)
         current = target
       end
       -- The full PUT echoes the stored status (never 1 for a stored 3/4, which
-      -- would trip the server's enable guard); replace sends the target unless it is 1.
-      body.status = current or (target ~= 1 and target) or nil
+      -- would trip the server's enable guard); without a read, no status is sent.
+      body.status = current
       steps[#steps + 1] = { op = "update", args = { fields = body } }
       if when == "after" then steps[#steps + 1] = status_req(id, target) end
     elseif target ~= nil then
@@ -316,7 +317,23 @@ function Client:update(fields, opts, callback)
     end
     if #steps == 0 then return stored end
     return apply(self, ctx, steps)
-  end)
+  end
+end
+
+--- update(fields [, opts] [, callback]) --> key | nil, message, info
+-- opts: replace (one PUT of all nine fields), dry_run (return the plan), expect (stored values).
+function Client:update(fields, opts, callback)
+  self:_open("update", 2)
+  if type(opts) == "function" and callback == nil then opts, callback = nil, opts end
+  local fn = self:_update_fn(fields, opts, 2)
+  check_callback("update", callback, 2)
+  return call.run(self, callback, fn)
+end
+
+--- update_many(list [, opts]) --> results; see cometkey/bulk.lua
+function Client:update_many(list, opts)
+  self:_open("update_many", 2)
+  return require("cometkey.bulk").run(self, list, opts, 2)
 end
 
 --- close() -- closes connections and wipes the token; idempotent.

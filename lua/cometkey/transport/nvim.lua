@@ -1,0 +1,433 @@
+--- cometkey.transport.nvim: HTTP(S) for Neovim plugins without blocking the
+-- editor. Each request runs the curl command-line tool as a child process on
+-- Neovim's event loop (vim.loop = luv), as Neovim's own vim.net.request does;
+-- works on Neovim 0.7+ (no vim.system needed) and never loads libcurl.
+--
+-- The access token never appears in curl's argv (which `ps` shows to every
+-- user): argv is only `curl -q --config -`, and the whole request (URL,
+-- headers with Authorization, options) is written to curl's stdin as a curl
+-- config file. The body goes through a second, anonymous pipe that the child
+-- sees as fd 3 (`data-binary = "@/dev/fd/3"`): no temporary file, no size
+-- limit. Where /dev/fd is missing (Windows) or luv has no uv.pipe, the body is
+-- put in the config instead (`data-raw`, limited to about 100 KB by curl).
+--
+-- request_async(req, cb) never blocks; cb(res | nil, message, info) runs on
+-- the main loop (vim.schedule), never inside a luv callback, so it may call
+-- vim.api. request(req) is the synchronous fallback: it vim.wait()s for the
+-- same child and so freezes the editor until the answer (or the timeout);
+-- plugins should pass a callback to the client's methods instead.
+local vim = vim
+local uv = vim.loop
+
+local error, type, pairs, ipairs, tostring, tonumber = error, type, pairs, ipairs, tostring, tonumber
+local select, pcall, setmetatable, next = select, pcall, setmetatable, next
+local max, min, ceil = math.max, math.min, math.ceil
+local find, match, sub, gsub, lower, format = string.find, string.match, string.sub, string.gsub, string.lower,
+  string.format
+local concat, sort, unpack = table.concat, table.sort, table.unpack or unpack
+
+local M = {}
+
+M.curl = "curl"                 -- the curl executable (a name looked up in $PATH, or a path)
+M.KILL_GRACE = 2                -- seconds past a request's timeout before a stuck curl is killed
+M.HEADER_SLACK = 1024 * 1024    -- output bytes allowed beyond max_body (headers, status trailer)
+M.MAX_INLINE_BODY = 100 * 1024  -- curl's config line limit, for the data-raw fallback
+
+-- Written by curl after the transfer (stdout): status, header bytes, request bytes.
+local TRAILER = "\ncometkey-curl:%{http_code}:%{size_header}:%{size_request}\n"
+local TRAILER_PATTERN = "()\ncometkey%-curl:(%d+):(%d+):(%d+)\n$"
+
+-- curl exit codes (libcurl's CURLcode) that mean a TLS failure.
+local TLS_CODES = {
+  [35] = true, [51] = true, [53] = true, [54] = true, [58] = true, [59] = true, [60] = true, [64] = true,
+  [66] = true, [77] = true, [80] = true, [82] = true, [83] = true, [90] = true, [91] = true, [98] = true,
+}
+-- Failures that repeating the request cannot fix (bad URL, protocol refused, options, memory).
+local PERMANENT_CODES = { [1] = true, [2] = true, [3] = true, [4] = true, [27] = true, [43] = true, [48] = true }
+-- Failures where nothing reached the server (name resolution, connect).
+local NOT_SENT_CODES = { [5] = true, [6] = true, [7] = true }
+
+-- Live curl processes of every transport (process handle -> transport), killed when Neovim exits.
+local live = {}
+
+local function kill_all()
+  for handle in pairs(live) do
+    if not handle:is_closing() then handle:kill("sigkill") end
+  end
+end
+
+-- One VimLeavePre hook, so no curl outlives the editor. Needs the main loop.
+local function hook_exit()
+  if M.hooked or vim.in_fast_event() or not vim.api.nvim_create_autocmd then return end
+  local ok = pcall(function()
+    local group = vim.api.nvim_create_augroup("cometkey_transport_nvim", { clear = true })
+    vim.api.nvim_create_autocmd("VimLeavePre", { group = group, callback = kill_all })
+  end)
+  M.hooked = ok
+end
+
+local HAS_DEV_FD = uv.pipe ~= nil and not find(uv.os_uname().sysname, "Windows", 1, true)
+
+-- ---------------------------------------------------------------- request config
+
+local ESCAPES = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ["\v"] = "\\v" }
+
+-- A quoted curl config value (curl's config parser undoes these escapes).
+local function quote(s)
+  return '"' .. gsub(s, '[\\"\n\r\t\v]', ESCAPES) .. '"'
+end
+
+-- Seconds as curl reads them ("2", "0.350"); curl parses numbers in the C locale.
+local function seconds(s)
+  if s == ceil(s) then return format("%d", s) end
+  return format("%.3f", s)
+end
+
+-- "METHOD /path" for messages: the URL's path only, never its query.
+local function where_of(req)
+  local path = match(req.url or "", "^%a[%w+.-]*://[^/?#]*([^?#]*)") or ""
+  if path == "" then path = "/" end
+  return tostring(req.method) .. " " .. path
+end
+
+-- Builds the config curl reads from stdin. Returns config, inline or nil, problem.
+-- inline: true when the body is inside the config (no fd 3).
+local function build_config(self, req)
+  local url = req.url
+  if type(url) ~= "string" or find(url, "[%z\1-\32\127]") then return nil, "the URL is not a valid URL" end
+  local lines = {
+    "url = " .. quote(url),
+    "silent", "show-error",       -- no progress meter; curl's error text on stderr
+    "globoff", "path-as-is",      -- send the URL exactly: no [] globbing, no /../ squashing
+    "no-location",                -- never follow a redirect (the token must not travel elsewhere)
+    'proto = "=http,https"',
+    'dump-header = "-"',          -- every header block on stdout, before the body
+    "write-out = " .. quote(TRAILER),
+    "max-filesize = " .. format("%d", self.max_body),
+    "max-time = " .. seconds(req.timeout),
+    "connect-timeout = " .. seconds(min(self.connect_timeout, req.timeout)),
+    'header = "Expect:"',         -- no 100-continue round trip for large bodies
+  }
+  if req.method ~= "GET" or req.body ~= nil then lines[#lines + 1] = "request = " .. quote(req.method) end
+  if self.ca_file then lines[#lines + 1] = "cacert = " .. quote(self.ca_file) end
+  if not self.verify then lines[#lines + 1] = "insecure" end
+  local names = {}
+  for name in pairs(req.headers or {}) do names[#names + 1] = name end
+  sort(names)
+  for _, name in ipairs(names) do
+    local value = tostring(req.headers[name])
+    if not match(name, "^[%w!#$%%&'*+.^_`|~-]+$") or find(value, "[%z\1-\8\10-\31\127]") then
+      return nil, "request header '" .. name .. "' has a control character or an invalid name"
+    end
+    lines[#lines + 1] = "header = " .. quote(name .. ": " .. value)
+  end
+  local body, inline = req.body, false
+  if body ~= nil then
+    if HAS_DEV_FD then
+      lines[#lines + 1] = 'data-binary = "@/dev/fd/3"'
+    else
+      if find(body, "%z") or #body > M.MAX_INLINE_BODY then
+        return nil, "the request body is too large for curl's config on this platform"
+      end
+      lines[#lines + 1] = "data-raw = " .. quote(body)
+      inline = true
+    end
+  end
+  lines[#lines + 1] = ""
+  return concat(lines, "\n"), inline
+end
+
+-- ---------------------------------------------------------------- response
+
+-- Header fields of the last header block, lower-case names, repeats joined with ", ".
+local function parse_head(head)
+  local last
+  for block in gsub(head, "\r", ""):gmatch("(HTTP/[^\n]*\n.-)\n\n") do last = block end
+  if not last then last = gsub(head, "\r", "") end
+  local status = tonumber(match(last, "^HTTP/%S+%s+(%d%d%d)"))
+  local headers = {}
+  for line in last:gmatch("[^\n]+") do
+    local name, value = match(line, "^([^%s:][^:]*):[ \t]*(.-)[ \t]*$")
+    if name then
+      name = lower(name)
+      headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+    end
+  end
+  return status, headers
+end
+
+local function failure(where, kind, text, info)
+  local label = kind == "timeout" and "timeout" or kind == "tls" and "TLS error"
+    or kind == "too_large" and "response too large" or "network error"
+  info.kind = kind
+  return nil, "cometkey: " .. where .. ": " .. label .. ": " .. text, info
+end
+
+-- curl's own message from stderr ("curl: (7) Failed to connect ..." -> "Failed to connect ...").
+local function curl_text(stderr, code)
+  local text = match(stderr, "curl: %(%d+%) ([^\n]*)") or match(stderr, "([^\n]+)")
+  return text or ("curl exited with code " .. tostring(code))
+end
+
+-- Turns a finished curl run into res | nil, message, info.
+local function outcome(self, run)
+  local where, out = run.where, run.out
+  if run.cancelled then
+    return failure(where, "network", "the client was closed", { retryable = false, sent = true })
+  end
+  if run.over_cap then
+    return failure(where, "too_large", format("body exceeds max_body (%d bytes)", self.max_body),
+      { retryable = false, sent = true })
+  end
+  if run.timed_out then
+    return failure(where, "timeout", format("no answer within %s s (curl was killed)", seconds(run.timeout)),
+      { retryable = true, sent = true })
+  end
+  local at, http_code, head_bytes, request_bytes = match(sub(out, -96), TRAILER_PATTERN)
+  if at then at = #out - #sub(out, -96) + at end
+  local code = run.code
+  local sent = request_bytes == nil or tonumber(request_bytes) > 0
+  if code ~= 0 or run.signal ~= 0 or not at then
+    local info = { curl_code = code, retryable = false, sent = sent }
+    if run.signal ~= 0 then
+      return failure(where, "network", "curl was killed by signal " .. tostring(run.signal), info)
+    end
+    local text = curl_text(run.err, code)
+    if code == 63 then
+      return failure(where, "too_large", format("body exceeds max_body (%d bytes)", self.max_body), info)
+    elseif code == 28 then
+      info.retryable = true
+      return failure(where, "timeout", text, info)
+    elseif TLS_CODES[code] then
+      return failure(where, "tls", text, info)
+    end
+    if NOT_SENT_CODES[code] then info.sent = false end
+    info.retryable = not PERMANENT_CODES[code]
+    return failure(where, "network", text, info)
+  end
+  local data = sub(out, 1, at - 1)
+  head_bytes = tonumber(head_bytes)
+  if head_bytes > #data then head_bytes = #data end
+  local body = sub(data, head_bytes + 1)
+  if #body > self.max_body then
+    return failure(where, "too_large", format("body exceeds max_body (%d bytes)", self.max_body),
+      { retryable = false, sent = true })
+  end
+  local status, headers = parse_head(sub(data, 1, head_bytes))
+  return { status = status or tonumber(http_code), headers = headers, body = body }
+end
+
+-- ---------------------------------------------------------------- the child process
+
+local function close_handle(h)
+  if h and not h:is_closing() then h:close() end
+end
+
+-- Starts one curl run; done(res | nil, message, info) is called once, from a
+-- luv callback (fast context: no vim.api there). Returns the run.
+function M._start(self, req, done)
+  local where = where_of(req)
+  local run = { where = where, out = "", err = "", timeout = req.timeout or self.timeout }
+  local finished = false
+  local function finish(...)
+    if finished then return end
+    finished = true
+    done(...)
+  end
+  if self.closed then
+    finish(failure(where, "network", "the client was closed", { retryable = false, sent = false }))
+    return run
+  end
+  req.timeout = run.timeout
+  local config, inline = build_config(self, req)
+  if not config then
+    finish(failure(where, "network", inline, { retryable = false, sent = false }))
+    return run
+  end
+
+  local stdin, stdout, stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  local stdio = { stdin, stdout, stderr }
+  local fds, body_pipe
+  if req.body ~= nil and not inline then
+    fds = uv.pipe() -- a real pipe (not a socketpair) so the child can open /dev/fd/3
+    stdio[4] = fds.read
+  end
+
+  local out_parts, err_parts, out_bytes = {}, {}, 0
+  local cap = self.max_body + M.HEADER_SLACK
+  local pending = 3 -- process exit, stdout EOF, stderr EOF
+  local handle, watchdog
+
+  local function step()
+    pending = pending - 1
+    if pending > 0 then return end
+    close_handle(watchdog)
+    self.running[run] = nil
+    run.out, run.err = concat(out_parts), concat(err_parts)
+    local ok, res, message, info = pcall(outcome, self, run)
+    if not ok then
+      return finish(failure(where, "network", "internal error: " .. tostring(res), { retryable = false, sent = true }))
+    end
+    finish(res, message, info)
+  end
+
+  local pid
+  handle, pid = uv.spawn(self.curl, { args = { "-q", "--config", "-" }, stdio = stdio, hide = true },
+    function(code, signal)
+      run.code, run.signal = code, signal
+      live[handle] = nil
+      close_handle(handle)
+      step()
+    end)
+  if fds then uv.fs_close(fds.read) end
+  if not handle then
+    close_handle(stdin); close_handle(stdout); close_handle(stderr)
+    if fds then uv.fs_close(fds.write) end
+    finish(failure(where, "network", "cannot run " .. tostring(self.curl) .. " (" .. tostring(pid)
+      .. "); the Neovim transport needs the curl command-line tool", { retryable = false, sent = false }))
+    return run
+  end
+  run.pid, run.handle = pid, handle
+  live[handle] = self
+  self.running[run] = true
+
+  local function kill(flag)
+    run[flag] = true
+    if not handle:is_closing() then handle:kill("sigkill") end
+  end
+  run.kill = kill
+
+  watchdog = uv.new_timer()
+  watchdog:start(ceil((run.timeout + M.KILL_GRACE) * 1000), 0, function() kill("timed_out") end)
+
+  stdout:read_start(function(err, chunk)
+    if chunk then
+      out_bytes = out_bytes + #chunk
+      if out_bytes > cap then
+        kill("over_cap")
+      else
+        out_parts[#out_parts + 1] = chunk
+      end
+      return
+    end
+    if err then err_parts[#err_parts + 1] = "\n" .. tostring(err) end
+    close_handle(stdout)
+    step()
+  end)
+  stderr:read_start(function(err, chunk)
+    if chunk then
+      if #err_parts < 64 then err_parts[#err_parts + 1] = chunk end
+      return
+    end
+    if err then err_parts[#err_parts + 1] = tostring(err) end
+    close_handle(stderr)
+    step()
+  end)
+
+  stdin:write(config)
+  stdin:shutdown(function() close_handle(stdin) end)
+  if fds then
+    body_pipe = uv.new_pipe(false)
+    body_pipe:open(fds.write)
+    -- A write error (curl died early) shows up in curl's exit status instead.
+    body_pipe:write(req.body, function() close_handle(body_pipe) end)
+  end
+  return run
+end
+
+-- ---------------------------------------------------------------- transport object
+
+local Transport = {}
+Transport.__index = Transport
+Transport.name = "nvim"
+Transport.needs_token = true -- the Authorization header arrives in req.headers
+
+--- new(conf) --> transport
+-- conf: the client's parsed options (timeout, connect_timeout, verify, ca_file, max_body).
+function M.new(conf)
+  conf = conf or {}
+  hook_exit()
+  return setmetatable({
+    curl = M.curl,
+    timeout = conf.timeout or 30,
+    connect_timeout = conf.connect_timeout or 10,
+    verify = conf.verify ~= false,
+    ca_file = conf.ca_file,
+    max_body = conf.max_body or 8 * 1024 * 1024,
+    running = setmetatable({}, { __mode = "k" }),
+    closed = false,
+  }, Transport)
+end
+
+function Transport:__tostring()
+  return "cometkey.transport.nvim (" .. (self.closed and "closed" or "open") .. ")"
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- request_async(req, cb): non-blocking; cb(res | nil, message, info) later, on the main loop.
+function Transport:request_async(req, cb)
+  M._start(self, req, function(...)
+    local r = pack(...)
+    vim.schedule(function() cb(unpack(r, 1, r.n)) end)
+  end)
+end
+
+--- request(req) --> res | nil, message, info
+-- Synchronous: waits with vim.wait(), which keeps the editor frozen (apart
+-- from processing events) until curl finishes or the timeout passes. Use a
+-- trailing callback on the client's methods to stay non-blocking.
+function Transport:request(req)
+  if vim.in_fast_event() then
+    error("cometkey.transport.nvim: a synchronous request cannot run inside a luv callback; "
+      .. "pass a callback to the client's method instead", 0) -- no position: it would name cometkey's internals
+  end
+  local result
+  local run = M._start(self, req, function(...) result = pack(...) end)
+  local limit = ceil((run.timeout + M.KILL_GRACE + 1) * 1000)
+  vim.wait(limit, function() return result ~= nil end, 2) -- 2 ms: the editor is blocked anyway
+  if result == nil then -- the watchdog should have fired already; make sure nothing is left
+    if run.kill then run.kill("timed_out") end
+    return failure(run.where, "timeout", "no answer from curl", { retryable = true, sent = true })
+  end
+  return unpack(result, 1, result.n)
+end
+
+--- sleep(seconds): vim.wait (blocks the editor; used by synchronous retries)
+function Transport.sleep(_, s)
+  vim.wait(max(s, 0) * 1000)
+end
+
+--- sleep_async(seconds, cb): a luv timer, then cb() on the main loop
+function Transport.sleep_async(_, s, cb)
+  local timer = uv.new_timer()
+  timer:start(max(ceil(s * 1000), 0), 0, function()
+    timer:close()
+    vim.schedule(cb)
+  end)
+end
+
+--- now() --> monotonic seconds (float)
+function Transport.now()
+  return uv.hrtime() / 1e9
+end
+
+--- defer(fn): runs fn on the main loop, never in a luv callback (safe to call vim.api).
+function Transport.defer(_, fn)
+  vim.schedule(fn)
+end
+
+--- close(): kills this transport's running curl processes (their callbacks
+-- report "the client was closed"); later requests fail the same way. Idempotent.
+function Transport:close()
+  if self.closed then return end
+  self.closed = true
+  while true do
+    local run = next(self.running)
+    if not run then break end
+    self.running[run] = nil
+    if run.kill then run.kill("cancelled") end
+  end
+end
+
+return M
