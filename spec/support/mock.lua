@@ -1,0 +1,528 @@
+-- Launcher of the local CometAPI token-API mock (nginx + Lua module, spec/support/mock/):
+-- starts it on a loopback port, drives its admin API and stops it. Plain Lua 5.1/5.4/LuaJIT,
+-- luasocket and lua-cjson; used by specs, `make demo`, `make mock` and users.
+--
+--   local mock = require "spec.support.mock"      -- or dofile("spec/support/mock.lua")
+--   local m = mock.start{ keys = {...}, masked_keys = true }
+--   ... m.url, m.token, m.user_id ...; m:fault{ type = "reset" }; m:stop()
+--
+-- Options of mock.start (all optional): port, keys (seed rows; default: 6 varied keys of
+-- user 1 + 1 of user 2), token, other_token, user_id, other_user_id, tls = { cert, key },
+-- require_user_header, masked_keys, language ("en" | "zh" | "auto"), search_style ("paged" |
+-- "array"), rate_limit / search_rate_limit = { requests = N, window = seconds }, max_tokens,
+-- log_level, nginx (binary), watch (default true: nginx exits when this process is gone).
+-- Fault specs: { type = ..., count = 1 (-1: until cleared), match = "METHOD /path-prefix",
+-- seconds, status, body, content_type, retry_after, location, bytes, depth, style, chunks,
+-- processed, value } -- see spec/support/mock/server.lua and spec/mock_spec.lua.
+
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson.safe"
+
+local mock = {}
+
+mock.DEFAULT_TOKEN = "mock-token-0123456789abcdef"
+mock.OTHER_TOKEN = "mock-token-other-user"
+
+local START_TIMEOUT = 5
+local STOP_TIMEOUT = 5
+
+-- ------------------------------------------------------------------ files and processes
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+    return true
+  end
+  return false
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  f:close()
+end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- os.execute returns a number on 5.1 and true/nil, "exit", code on 5.2+.
+local function execute(cmd)
+  local a, _, code = os.execute(cmd)
+  if type(a) == "number" then
+    return a == 0
+  end
+  return a == true and (code == nil or code == 0)
+end
+
+local function capture(cmd)
+  local p = io.popen(cmd)
+  if not p then
+    return ""
+  end
+  local out = p:read("*a") or ""
+  p:close()
+  return out
+end
+
+-- Absolute directory of this file (specs run from the repository root).
+local function support_dir()
+  local src = debug.getinfo(1, "S").source
+  local dir = src:match("^@(.*)/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    local cwd = os.getenv("PWD")
+    if not cwd or not file_exists(cwd .. "/" .. dir .. "/mock/server.lua") then
+      cwd = capture("pwd"):gsub("%s+$", "")
+    end
+    dir = cwd .. "/" .. dir
+  end
+  dir = dir:gsub("/%./", "/"):gsub("/%.$", "")
+  return dir
+end
+
+local SUPPORT_DIR = support_dir()
+local MOCK_DIR = SUPPORT_DIR .. "/mock"
+local json = dofile(MOCK_DIR .. "/json.lua")
+
+mock.null = json.null
+mock.json = json
+
+local function process_alive(pid)
+  local stat = pid and read_file("/proc/" .. string.format("%d", pid) .. "/stat")
+  if not stat then
+    return false
+  end
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+local function own_pid()
+  local stat = read_file("/proc/self/stat")
+  return stat and tonumber(stat:match("^(%d+)"))
+end
+
+local function is_root()
+  return capture("id -u"):match("^%s*0%s*$") ~= nil
+end
+
+local function nginx_binary()
+  local env = os.getenv("COMETKEY_NGINX")
+  if env and env ~= "" then
+    return env
+  end
+  if file_exists("/usr/sbin/nginx") then
+    return "/usr/sbin/nginx"
+  end
+  return "nginx"
+end
+
+-- lua_package_cpath for nginx's LuaJIT: every directory holding Lua 5.1 C modules (cjson).
+local function nginx_cpath()
+  local out = {}
+  local dirs = capture("ls -d /usr/lib/*/lua/5.1 /usr/local/lib/lua/5.1 /usr/lib/lua/5.1 2>/dev/null")
+  for dir in dirs:gmatch("[^\n]+") do
+    out[#out + 1] = dir .. "/?.so"
+  end
+  out[#out + 1] = ""
+  return table.concat(out, ";") .. ";"
+end
+
+local function free_port()
+  local server = assert(socket.bind("127.0.0.1", 0))
+  local _, port = server:getsockname()
+  server:close()
+  return tonumber(port)
+end
+
+local function port_answers(port)
+  local c = socket.tcp()
+  c:settimeout(0.2)
+  local ok = c:connect("127.0.0.1", port)
+  c:close()
+  return ok ~= nil
+end
+
+local function make_temp_dir()
+  local dir = capture("mktemp -d /tmp/cometkey-mock.XXXXXXXX"):gsub("%s+$", "")
+  if not dir:match("^/tmp/cometkey%-mock%.") then
+    error("mock: cannot create a temporary directory", 3)
+  end
+  return dir
+end
+
+local function remove_dir(dir)
+  if dir and dir:match("^/tmp/cometkey%-mock%.[%w]+$") then
+    execute("rm -rf " .. shell_quote(dir))
+  end
+end
+
+-- ------------------------------------------------------------------ JSON helpers
+
+-- cjson decodes every number as a float; on 5.3+ give integral values back as integers.
+local function integers(v)
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      v[k] = integers(x)
+    end
+    return v
+  end
+  if type(v) == "number" and math.tointeger then
+    return math.tointeger(v) or v
+  end
+  return v
+end
+
+-- A JSON array holding the elements of `list` (the caller's table is left untouched).
+local function array_of(list)
+  local out = json.array()
+  for i, v in ipairs(list) do
+    out[i] = v
+  end
+  return out
+end
+
+-- ------------------------------------------------------------------ instances
+
+local live = {} -- running instances, stopped at exit if the caller forgot
+
+local Mock = {}
+Mock.__index = Mock
+
+local OPTIONS = {
+  port = "number", keys = "table", token = "string", other_token = "string",
+  user_id = "number", other_user_id = "number", tls = "table",
+  require_user_header = "boolean", masked_keys = "boolean", language = "string",
+  search_style = "string", rate_limit = "table", search_rate_limit = "table",
+  max_tokens = "number", log_level = "string", nginx = "string", watch = "boolean",
+}
+
+local CONFIG_OPTIONS = {
+  "token", "other_token", "user_id", "other_user_id", "require_user_header", "masked_keys",
+  "language", "search_style", "rate_limit", "search_rate_limit", "max_tokens",
+}
+
+local function check_options(opts)
+  if type(opts) ~= "table" then
+    error("mock.start: options must be a table", 3)
+  end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then
+      error("mock.start: unknown option '" .. tostring(k) .. "'", 3)
+    end
+    if type(v) ~= want then
+      error("mock.start: option '" .. k .. "' must be a " .. want, 3)
+    end
+  end
+  if opts.tls and (type(opts.tls.cert) ~= "string" or type(opts.tls.key) ~= "string") then
+    error("mock.start: option 'tls' must be { cert = path, key = path }", 3)
+  end
+end
+
+local function render_conf(self, port, admin_port, opts)
+  local template = assert(read_file(MOCK_DIR .. "/nginx.conf"), "mock: nginx.conf template missing")
+  local values = {
+    USER = is_root() and "user root root;" or "",
+    DAEMON = "on",
+    PREFIX = self.dir,
+    LOG_LEVEL = opts.log_level or "notice",
+    MOCK_DIR = MOCK_DIR,
+    LUA_CPATH = nginx_cpath(),
+    SETTINGS = self.dir .. "/settings.json",
+    PORT = tostring(port),
+    SSL = opts.tls and " ssl" or "",
+    ADMIN_LISTEN = admin_port and ("listen 127.0.0.1:" .. admin_port .. ";") or "",
+    SSL_FILES = opts.tls and ("ssl_certificate " .. opts.tls.cert .. ";\n        ssl_certificate_key "
+      .. opts.tls.key .. ";") or "",
+  }
+  return (template:gsub("{{(%u[%u_]*)}}", function(name)
+    return assert(values[name], "mock: unknown template field " .. name)
+  end))
+end
+
+local function write_settings(self, opts)
+  local config = {}
+  for _, k in ipairs(CONFIG_OPTIONS) do
+    if opts[k] ~= nil then
+      config[k] = opts[k]
+    end
+  end
+  local settings = {
+    config = config,
+    keys = opts.keys and array_of(opts.keys) or json.null,
+    watch_pid = opts.watch ~= false and own_pid() or json.null,
+    prefix = self.dir,
+  }
+  write_file(self.dir .. "/settings.json", json.encode(settings))
+end
+
+local function startup_log(dir)
+  return (read_file(dir .. "/error.log") or "") .. (read_file(dir .. "/startup.log") or "")
+end
+
+local function master_pid(dir)
+  return tonumber((read_file(dir .. "/nginx.pid") or ""):match("%d+"))
+end
+
+local function kill_and_wait(pid)
+  if not process_alive(pid) then
+    return
+  end
+  execute("kill -TERM " .. string.format("%d", pid) .. " 2>/dev/null")
+  local deadline = socket.gettime() + STOP_TIMEOUT
+  while process_alive(pid) and socket.gettime() < deadline do
+    socket.sleep(0.01)
+  end
+  if process_alive(pid) then
+    execute("kill -KILL " .. string.format("%d", pid) .. " 2>/dev/null")
+  end
+end
+
+local function launch(self, opts)
+  local attempts = opts.port and 1 or 5
+  local last_log = ""
+  for _ = 1, attempts do
+    local port = opts.port or free_port()
+    local admin_port = opts.tls and free_port() or nil
+    write_settings(self, opts)
+    write_file(self.dir .. "/nginx.conf", render_conf(self, port, admin_port, opts))
+    write_file(self.dir .. "/error.log", "")
+    local cmd = shell_quote(opts.nginx or nginx_binary()) .. " -p " .. shell_quote(self.dir)
+      .. " -c " .. shell_quote(self.dir .. "/nginx.conf") .. " -e " .. shell_quote(self.dir .. "/error.log")
+      .. " >" .. shell_quote(self.dir .. "/startup.log") .. " 2>&1"
+    if execute(cmd) then
+      -- The daemonised master writes its pid file shortly after `nginx` returns.
+      local deadline = socket.gettime() + START_TIMEOUT
+      while socket.gettime() < deadline do
+        self.pid = self.pid or master_pid(self.dir)
+        if self.pid and port_answers(port) and (not admin_port or port_answers(admin_port)) then
+          self.port = port
+          self.url = (opts.tls and "https" or "http") .. "://127.0.0.1:" .. port
+          self.admin_url = admin_port and ("http://127.0.0.1:" .. admin_port) or self.url
+          self.tls = opts.tls ~= nil
+          self.token = opts.token or mock.DEFAULT_TOKEN
+          self.other_token = opts.other_token or mock.OTHER_TOKEN
+          self.user_id = opts.user_id or 1
+          self.other_user_id = opts.other_user_id or 2
+          live[self] = true
+          return self
+        end
+        if self.pid and not process_alive(self.pid) then
+          break
+        end
+        socket.sleep(0.01)
+      end
+      last_log = startup_log(self.dir)
+      kill_and_wait(self.pid or master_pid(self.dir))
+      return nil, "mock: nginx did not answer on 127.0.0.1:" .. port .. " within " .. START_TIMEOUT
+        .. " s; nginx error log:\n" .. last_log
+    end
+    last_log = startup_log(self.dir)
+    if opts.port or not last_log:find("Address already in use", 1, true) then
+      break
+    end
+  end
+  return nil, "mock: nginx failed to start; nginx error log:\n" .. last_log
+end
+
+-- Starts a mock server; options are listed at the top of this file.
+function mock.start(opts)
+  opts = opts or {}
+  check_options(opts)
+  local self = setmetatable({}, Mock)
+  self.dir = make_temp_dir()
+  local ok, result, err = pcall(launch, self, opts)
+  if ok and result then
+    return result
+  end
+  remove_dir(self.dir)
+  error(ok and err or ("mock: " .. tostring(result)), 2)
+end
+
+-- Stops nginx, waits for it to exit and removes the temporary directory. Idempotent.
+function Mock:stop()
+  if self.stopped then
+    return
+  end
+  self.stopped = true
+  live[self] = nil
+  kill_and_wait(self.pid)
+  remove_dir(self.dir)
+end
+
+Mock.__close = Mock.stop
+
+-- Text of nginx's error log (Lua errors of the mock land there).
+function Mock:error_log()
+  return read_file(self.dir .. "/error.log") or ""
+end
+
+local function request(url, method, body, headers)
+  local chunks = {}
+  local req = {
+    url = url, method = method, headers = headers or {}, redirect = false,
+    sink = ltn12.sink.table(chunks),
+    create = function()
+      local s = socket.tcp()
+      s:settimeout(30)
+      return s
+    end,
+  }
+  if body then
+    req.source = ltn12.source.string(body)
+    req.headers["content-length"] = tostring(#body)
+  end
+  local ok, code, response_headers = http.request(req)
+  if not ok then
+    return nil, code
+  end
+  return code, table.concat(chunks), response_headers
+end
+
+-- Admin API call: raises (level 3) on transport errors and non-200 answers.
+local function admin(self, method, path, value)
+  if self.stopped then
+    error("mock: admin call on a stopped mock", 3)
+  end
+  local body = value ~= nil and json.encode(value) or nil
+  local code, text = request(self.admin_url .. path, method, body,
+    body and { ["content-type"] = "application/json" } or nil)
+  if not code then
+    error("mock: " .. method .. " " .. path .. " failed: " .. tostring(text), 3)
+  end
+  local decoded = cjson.decode(text)
+  if code ~= 200 then
+    local message = type(decoded) == "table" and decoded.error or text
+    error("mock: " .. method .. " " .. path .. " -> " .. code .. ": " .. tostring(message), 3)
+  end
+  return integers(decoded)
+end
+
+-- Back to the state at start: seeded keys, start config, no faults, empty log and stats.
+function Mock:reset()
+  admin(self, "POST", "/__mock/reset")
+  return self
+end
+
+-- Every stored row (soft-deleted ones too, with `deleted` and `deleted_at`), id ascending.
+function Mock:keys()
+  return admin(self, "GET", "/__mock/keys")
+end
+
+function Mock:key(id)
+  for _, row in ipairs(self:keys()) do
+    if row.id == id then
+      return row
+    end
+  end
+  return nil
+end
+
+-- Replaces the whole store; omitted fields get defaults (see the report).
+function Mock:set_keys(rows)
+  if type(rows) ~= "table" then
+    error("mock:set_keys: rows must be an array", 2)
+  end
+  admin(self, "PUT", "/__mock/keys", array_of(rows))
+  return self
+end
+
+-- Queues one fault spec or an array of them; returns the number of pending faults.
+function Mock:fault(spec)
+  if type(spec) ~= "table" then
+    error("mock:fault: spec must be a table", 2)
+  end
+  if spec[1] ~= nil then
+    spec = array_of(spec)
+  end
+  return admin(self, "POST", "/__mock/fault", spec).pending
+end
+
+function Mock:faults()
+  return admin(self, "GET", "/__mock/fault")
+end
+
+function Mock:clear_faults()
+  admin(self, "DELETE", "/__mock/fault")
+  return self
+end
+
+-- Changes modes at run time (nil: just read them); returns the resulting configuration.
+function Mock:config(changes)
+  if changes == nil then
+    return admin(self, "GET", "/__mock/config")
+  end
+  if type(changes) ~= "table" then
+    error("mock:config: changes must be a table", 2)
+  end
+  local result = admin(self, "POST", "/__mock/config", changes)
+  if changes.token then
+    self.token = changes.token
+  end
+  return result
+end
+
+function Mock:stats()
+  return admin(self, "GET", "/__mock/stats")
+end
+
+function Mock:requests()
+  return admin(self, "GET", "/__mock/requests")
+end
+
+function Mock:clear_requests()
+  admin(self, "DELETE", "/__mock/requests")
+  return self
+end
+
+-- One plain HTTP request to the mock (no redirects followed, no token added):
+-- returns status, body, headers (lower-case names) or nil, error.
+function Mock:http(method, path, opts)
+  opts = opts or {}
+  local url = (opts.admin and self.admin_url or self.url) .. path
+  if url:sub(1, 6) == "https:" then
+    error("mock:http: plain HTTP only; use an HTTPS client for a TLS mock", 2)
+  end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do
+    headers[k:lower()] = v
+  end
+  return request(url, method, opts.body, headers)
+end
+
+-- Stops every running instance when the Lua state closes (normal exit, busted's end).
+local sentinel_mt = {
+  __gc = function()
+    for m in pairs(live) do
+      pcall(Mock.stop, m)
+    end
+  end,
+}
+if newproxy then
+  local proxy = newproxy(true)
+  getmetatable(proxy).__gc = sentinel_mt.__gc
+  mock._sentinel = proxy
+else
+  mock._sentinel = setmetatable({}, sentinel_mt)
+end
+
+-- Stops every running instance now (for harnesses).
+function mock.stop_all()
+  for m in pairs(live) do
+    m:stop()
+  end
+end
+
+return mock
