@@ -64,7 +64,7 @@ inc_luajit = /usr/include/luajit-2.1
 build-%:
 	@$(MAKE) --no-print-directory build LUA_VERSION=$* BUILD=build/$* LUA_INCDIR=$(inc_$*)
 
-spec-%: build-%
+spec-%: build-% build-5.4
 	@echo "== busted on $(lua_$*)"
 	CK_BUILD=build/$* $(lua_$*) /usr/bin/busted --cpath='build/$*/?.so' --lpath='lua/?.lua;lua/?/init.lua' spec
 
@@ -77,7 +77,7 @@ valgrind: build-5.4
 	@sh tools/valgrind-specs.sh
 
 lint:
-	luacheck -q lua spec examples bin bench
+	luacheck -q lua spec examples bench tools bin/cometkey
 	@sh tools/check-format.sh
 
 test: deps-test lint ctest spec valgrind
@@ -87,15 +87,23 @@ test: deps-test lint ctest spec valgrind
 LUA_SHARE = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LUA_LIB   = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
+# The command-line tool runs on the Lua it was installed for (lua5.4 or lua5.1).
+CLI_LUA = $(if $(findstring luajit,$(LUA_INCDIR)),luajit,lua$(LUA_VERSION))
+
 install: build
-	install -d $(LUA_SHARE)/cometkey/transport $(LUA_LIB)/cometkey $(DESTDIR)$(PREFIX)/bin
+	install -d $(LUA_SHARE)/cometkey/transport $(LUA_SHARE)/cometkey/cli $(LUA_LIB)/cometkey \
+	    $(DESTDIR)$(PREFIX)/bin
 	install -m 644 lua/cometkey.lua $(LUA_SHARE)/cometkey.lua
 	install -m 644 $(wildcard lua/cometkey/*.lua) $(LUA_SHARE)/cometkey/
 	install -m 644 $(wildcard lua/cometkey/transport/*.lua) $(LUA_SHARE)/cometkey/transport/
+	install -m 644 $(wildcard lua/cometkey/cli/*.lua) $(LUA_SHARE)/cometkey/cli/
 	install -m 755 $(CORE_SO) $(CURL_SO) $(LUA_LIB)/cometkey/
+	sed '1s|.*|#!/usr/bin/env $(CLI_LUA)|' bin/cometkey > $(DESTDIR)$(PREFIX)/bin/cometkey
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/cometkey
 
 uninstall:
 	rm -rf $(LUA_SHARE)/cometkey $(LUA_SHARE)/cometkey.lua $(LUA_LIB)/cometkey
+	rm -f $(DESTDIR)$(PREFIX)/bin/cometkey
 
 # ---------------------------------------------------------------- demo & mock
 demo: deps-demo build-5.4
