@@ -4,6 +4,9 @@ max_line_length = 120
 files["spec/"] = { std = "+busted" }
 files["examples/openresty/"] = { read_globals = { "ngx" } }
 files["examples/nvim/"] = { read_globals = { "vim" } }
+files["spec/support/nvim/"] = { globals = { "vim" } }
+files["spec/support/mock/server.lua"] = { read_globals = { "ngx" } }
+files["spec/support/nginx_app/"] = { read_globals = { "ngx" } }
 files["lua/cometkey/transport/resty.lua"] = { read_globals = { "ngx" } }
 files["lua/cometkey/transport/nvim.lua"] = { read_globals = { "vim" } }
 exclude_files = { "build/" }

@@ -28,7 +28,7 @@ function M.pick(conf)
   if t then return t end
   local ngx, vim = rawget(_G, "ngx"), rawget(_G, "vim")
   if type(ngx) == "table" and ngx.get_phase and ngx.get_phase() ~= "init" then return "resty" end
-  if type(vim) == "table" and vim.loop then return "nvim" end
+  if type(vim) == "table" and (vim.uv or vim.loop) then return "nvim" end
   return "curl"
 end
 

@@ -17,13 +17,13 @@
 -- same child and so freezes the editor until the answer (or the timeout);
 -- plugins should pass a callback to the client's methods instead.
 local vim = vim
-local uv = vim.loop
+local uv = vim.uv or vim.loop -- vim.uv from Neovim 0.10, vim.loop before
 
 local error, type, pairs, ipairs, tostring, tonumber = error, type, pairs, ipairs, tostring, tonumber
 local select, pcall, setmetatable, next = select, pcall, setmetatable, next
 local max, min, ceil = math.max, math.min, math.ceil
-local find, match, sub, gsub, lower, format = string.find, string.match, string.sub, string.gsub, string.lower,
-  string.format
+local find, match, gmatch, sub, gsub = string.find, string.match, string.gmatch, string.sub, string.gsub
+local lower, format = string.lower, string.format
 local concat, sort, unpack = table.concat, table.sort, table.unpack or unpack
 
 local M = {}
@@ -57,13 +57,13 @@ local function kill_all()
 end
 
 -- One VimLeavePre hook, so no curl outlives the editor. Needs the main loop.
+local hooked = false
 local function hook_exit()
-  if M.hooked or vim.in_fast_event() or not vim.api.nvim_create_autocmd then return end
-  local ok = pcall(function()
+  if hooked or vim.in_fast_event() or not vim.api.nvim_create_autocmd then return end
+  hooked = pcall(function()
     local group = vim.api.nvim_create_augroup("cometkey_transport_nvim", { clear = true })
     vim.api.nvim_create_autocmd("VimLeavePre", { group = group, callback = kill_all })
   end)
-  M.hooked = ok
 end
 
 local HAS_DEV_FD = uv.pipe ~= nil and not find(uv.os_uname().sysname, "Windows", 1, true)
@@ -79,6 +79,7 @@ end
 
 -- Seconds as curl reads them ("2", "0.350"); curl parses numbers in the C locale.
 local function seconds(s)
+  s = max(s, 0.001) -- 0 would mean "no limit" to curl
   if s == ceil(s) then return format("%d", s) end
   return format("%.3f", s)
 end
@@ -139,21 +140,24 @@ end
 
 -- ---------------------------------------------------------------- response
 
--- Header fields of the last header block, lower-case names, repeats joined with ", ".
+-- Status and header fields of the last header block (a proxy's CONNECT answer or
+-- a 1xx comes before it); lower-case names, repeated fields joined with ", ".
+-- A status line starts a new block: "HTTP/" cannot begin a field name.
 local function parse_head(head)
-  local last
-  for block in gsub(head, "\r", ""):gmatch("(HTTP/[^\n]*\n.-)\n\n") do last = block end
-  if not last then last = gsub(head, "\r", "") end
-  local status = tonumber(match(last, "^HTTP/%S+%s+(%d%d%d)"))
-  local headers = {}
-  for line in last:gmatch("[^\n]+") do
-    local name, value = match(line, "^([^%s:][^:]*):[ \t]*(.-)[ \t]*$")
-    if name then
-      name = lower(name)
-      headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+  local status, headers
+  for line in gmatch(gsub(head, "\r", ""), "[^\n]+") do
+    local code = match(line, "^HTTP/%S+%s+(%d%d%d)")
+    if code then
+      status, headers = tonumber(code), {}
+    elseif headers then
+      local name, value = match(line, "^([^%s:][^:]*):[ \t]*(.-)[ \t]*$")
+      if name then
+        name = lower(name)
+        headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+      end
     end
   end
-  return status, headers
+  return status, headers or {}
 end
 
 local function failure(where, kind, text, info)
@@ -191,6 +195,9 @@ local function outcome(self, run)
     local info = { curl_code = code, retryable = false, sent = sent }
     if run.signal ~= 0 then
       return failure(where, "network", "curl was killed by signal " .. tostring(run.signal), info)
+    end
+    if code == 0 then
+      return failure(where, "network", "curl gave no response status", info)
     end
     local text = curl_text(run.err, code)
     if code == 63 then
@@ -249,7 +256,13 @@ function M._start(self, req, done)
   local stdio = { stdin, stdout, stderr }
   local fds, body_pipe
   if req.body ~= nil and not inline then
-    fds = uv.pipe() -- a real pipe (not a socketpair) so the child can open /dev/fd/3
+    local why
+    fds, why = uv.pipe() -- a real pipe (not a socketpair) so the child can open /dev/fd/3
+    if not fds then
+      close_handle(stdin); close_handle(stdout); close_handle(stderr)
+      finish(failure(where, "network", "cannot create a pipe: " .. tostring(why), { retryable = true, sent = false }))
+      return run
+    end
     stdio[4] = fds.read
   end
 
