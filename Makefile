@@ -31,7 +31,7 @@ HEADERS  = $(wildcard src/*.h)
 CORE_SO = $(BUILD)/cometkey/core.so
 CURL_SO = $(BUILD)/cometkey/curl.so
 
-.PHONY: all build deps test lint ctest spec valgrind install uninstall demo mock bench fuzz clean
+.PHONY: all build deps test lint ctest spec valgrind install-check install uninstall demo mock bench fuzz clean
 # (pattern targets such as spec-5.4 and build-luajit cannot be .PHONY: make would skip them)
 
 all: build
@@ -80,7 +80,10 @@ lint:
 	luacheck -q lua spec examples bench tools bin/cometkey
 	@sh tools/check-format.sh
 
-test: deps-test lint ctest spec valgrind
+install-check:
+	@sh tools/check-install.sh
+
+test: deps-test lint ctest spec valgrind install-check
 	@echo "make test: all checks passed"
 
 # ---------------------------------------------------------------- install

@@ -1,0 +1,388 @@
+/*
+ * ck_allowlist.c - Lua binding of the allowlist (allow_ips): core.allowlist_parse,
+ * core.allowlist_format, core.allowlist_compile and the "cometkey.allowlist"
+ * matcher userdata, plus ck_allowlist_normalize for the validator. Bad values
+ * come back as nil, message; only misuse of a matcher method raises. Scratch
+ * entries live in Lua-owned userdata and the matcher is freed by __gc, so a
+ * raise (out of memory) never leaks.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ck_allowlist.h"
+#include "ck_cidr.h"
+#include "ck_core.h"
+
+/* How messages about a bad entry read. */
+enum ck_msg_style {
+    CK_MSG_SENTENCE, /* entry 2 ("x") is not an IP address or CIDR (...) */
+    CK_MSG_FIELD     /* entry 2 ("x"): not an IP address or CIDR (...) */
+};
+
+/* ================================================================ reading values */
+
+static int ck_is_null(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
+static int ck_abs_index(lua_State *L, int idx)
+{
+    return (idx < 0 && idx > LUA_REGISTRYINDEX) ? lua_gettop(L) + idx + 1 : idx;
+}
+
+static void ck_entry_message(char *err, size_t errlen, int style, size_t pos, const char *s,
+                             size_t len, int code)
+{
+    char quoted[CK_QUOTE_MAX];
+    ck_cidr_quote(s, len, quoted, sizeof quoted);
+    snprintf(err, errlen,
+             style == CK_MSG_FIELD ? "entry %zu (\"%s\"): %s" : "entry %zu (\"%s\") is %s", pos,
+             quoted, ck_cidr_strerror(code));
+}
+
+/* Entries of a list string, counted first so the userdata has the right size. */
+static int ck_collect_string(lua_State *L, int idx, int style, ck_entry **out, size_t *count,
+                             char *err, size_t errlen)
+{
+    size_t len, pos = 0, start, elen, n = 0, i = 0;
+    const char *s = lua_tolstring(L, idx, &len);
+    ck_entry *e;
+
+    while (ck_list_next(s, len, &pos, &start, &elen))
+        n++;
+    e = (ck_entry *)ck_newuserdata(L, (n > 0 ? n : 1) * sizeof *e);
+    pos = 0;
+    while (ck_list_next(s, len, &pos, &start, &elen)) {
+        int code = ck_entry_parse(s + start, elen, &e[i]);
+        if (code != CK_CIDR_OK) {
+            ck_entry_message(err, errlen, style, i + 1, s + start, elen, code);
+            lua_pop(L, 1);
+            return 0;
+        }
+        i++;
+    }
+    *out = e;
+    *count = n;
+    return 1;
+}
+
+/* Entries of an array: one per item, blanks around it ignored, empty items skipped;
+ * positions in messages are the item's index. */
+static int ck_collect_array(lua_State *L, int idx, int style, ck_entry **out, size_t *count,
+                            char *err, size_t errlen)
+{
+    size_t n = (size_t)ck_rawlen(L, idx), keys = 0, i, kept = 0;
+    ck_entry *e;
+
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        keys++;
+        lua_pop(L, 1);
+    }
+    if (keys != n) {
+        snprintf(err, errlen,
+                 "expected a string or an array of strings, got a table with "
+                 "non-array keys");
+        return 0;
+    }
+    e = (ck_entry *)ck_newuserdata(L, (n > 0 ? n : 1) * sizeof *e);
+    for (i = 1; i <= n; i++) {
+        size_t len, a, b;
+        const char *s;
+        int code;
+        lua_rawgeti(L, idx, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            snprintf(err, errlen,
+                     style == CK_MSG_FIELD ? "entry %zu: not a string (got %s)"
+                                           : "entry %zu is not a string (got %s)",
+                     i, luaL_typename(L, -1));
+            lua_pop(L, 2);
+            return 0;
+        }
+        s = lua_tolstring(L, -1, &len);
+        a = 0;
+        b = len;
+        while (a < b && ck_list_is_separator((unsigned char)s[a]))
+            a++;
+        while (b > a && ck_list_is_separator((unsigned char)s[b - 1]))
+            b--;
+        if (a == b) {
+            lua_pop(L, 1);
+            continue;
+        }
+        code = ck_entry_parse(s + a, b - a, &e[kept]);
+        if (code != CK_CIDR_OK) {
+            size_t j;
+            for (j = a; j < b; j++)
+                if (ck_list_is_separator((unsigned char)s[j]))
+                    code = CK_CIDR_ESEPARATOR;
+            ck_entry_message(err, errlen, style, i, s + a, b - a, code);
+            lua_pop(L, 2);
+            return 0;
+        }
+        kept++;
+        lua_pop(L, 1);
+    }
+    *out = e;
+    *count = kept;
+    return 1;
+}
+
+/*
+ * Reads the allowlist value at idx. On success pushes a userdata holding the
+ * entries (Lua-owned scratch), sets *out and *count, and returns 1; otherwise
+ * pushes nothing, writes the message into err and returns 0. Never raises
+ * except when out of memory.
+ */
+static int ck_collect(lua_State *L, int idx, int style, ck_entry **out, size_t *count, char *err,
+                      size_t errlen)
+{
+    idx = ck_abs_index(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNONE:
+    case LUA_TNIL:
+        break;
+    case LUA_TSTRING:
+        return ck_collect_string(L, idx, style, out, count, err, errlen);
+    case LUA_TTABLE:
+        return ck_collect_array(L, idx, style, out, count, err, errlen);
+    default:
+        if (ck_is_null(L, idx))
+            break;
+        snprintf(err, errlen, "expected a string, an array of strings or null, got %s",
+                 luaL_typename(L, idx));
+        return 0;
+    }
+    *out = (ck_entry *)ck_newuserdata(L, sizeof **out);
+    *count = 0;
+    return 1;
+}
+
+/* De-duplicates in place; the scratch is freed before a raise. */
+static size_t ck_dedup_or_raise(lua_State *L, ck_entry *e, size_t n)
+{
+    size_t kept = ck_entries_dedup(e, n);
+    if (kept == (size_t)-1)
+        luaL_error(L, "cometkey: out of memory");
+    return kept;
+}
+
+/* Pushes the newline-joined normalised entries. */
+static void ck_push_joined(lua_State *L, const ck_entry *e, size_t n)
+{
+    luaL_Buffer b;
+    size_t i;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+        char text[CK_ENTRY_TEXT_MAX];
+        size_t len = ck_entry_format(&e[i], text, sizeof text);
+        if (i > 0)
+            luaL_addchar(&b, '\n');
+        luaL_addlstring(&b, text, len);
+    }
+    luaL_pushresult(&b);
+}
+
+int ck_allowlist_normalize(lua_State *L, int idx, char *err, size_t errlen)
+{
+    ck_entry *e;
+    size_t n;
+    if (!ck_collect(L, idx, CK_MSG_FIELD, &e, &n, err, errlen))
+        return 0;
+    n = ck_dedup_or_raise(L, e, n);
+    ck_push_joined(L, e, n);
+    lua_remove(L, -2); /* the scratch entries */
+    return 1;
+}
+
+/* ================================================================ core functions */
+
+static int ck_fail(lua_State *L, const char *message)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, message);
+    return 2;
+}
+
+/* allowlist_parse(value) -> array of normalised entries | nil, message */
+static int ck_allowlist_parse(lua_State *L)
+{
+    char err[CK_ERRLEN];
+    ck_entry *e;
+    size_t n, i;
+    if (!ck_collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+        return ck_fail(L, err);
+    n = ck_dedup_or_raise(L, e, n);
+    lua_createtable(L, n < 0x7fffffff ? (int)n : 0, 0);
+    for (i = 0; i < n; i++) {
+        char text[CK_ENTRY_TEXT_MAX];
+        size_t len = ck_entry_format(&e[i], text, sizeof text);
+        lua_pushlstring(L, text, len);
+        lua_rawseti(L, -2, (int)(i + 1));
+    }
+    return 1;
+}
+
+/* allowlist_format(value) -> newline-joined normalised entries ("" for none) | nil, message */
+static int ck_allowlist_format(lua_State *L)
+{
+    char err[CK_ERRLEN];
+    ck_entry *e;
+    size_t n;
+    if (!ck_collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+        return ck_fail(L, err);
+    n = ck_dedup_or_raise(L, e, n);
+    ck_push_joined(L, e, n);
+    return 1;
+}
+
+/* ================================================================ matcher userdata */
+
+/* XORed with the userdata's address into its cookie. */
+#define CK_ALLOWLIST_COOKIE ((uintptr_t)0x6d2f1c3ba45e9087u)
+
+typedef struct ck_allowlist_ud {
+    uintptr_t cookie; /* (uintptr_t)self ^ CK_ALLOWLIST_COOKIE while alive, 0 after __gc */
+    ck_matcher *m;    /* NULL once freed */
+} ck_allowlist_ud;
+
+/*
+ * The matcher at 1, else raises. Checked on every contains call, so instead of
+ * fetching and comparing the metatable (about 10 ns, a sixth of a lookup) it
+ * checks the size and a cookie made from the userdata's own address: Lua code
+ * cannot write userdata bytes, and __gc clears the cookie so recycled memory
+ * never carries a stale one.
+ */
+static ck_allowlist_ud *ck_check_ud(lua_State *L)
+{
+    ck_allowlist_ud *u = (ck_allowlist_ud *)lua_touserdata(L, 1);
+    if (u == NULL || lua_type(L, 1) != LUA_TUSERDATA || ck_rawlen(L, 1) != sizeof *u ||
+        u->cookie != ((uintptr_t)u ^ CK_ALLOWLIST_COOKIE))
+        luaL_argerror(L, 1, "cometkey.allowlist expected");
+    return u;
+}
+
+static const ck_matcher *ck_check_matcher(lua_State *L)
+{
+    ck_allowlist_ud *u = ck_check_ud(L);
+    if (u->m == NULL)
+        luaL_error(L, "cometkey.allowlist: the matcher was freed");
+    return u->m;
+}
+
+/* allowlist_compile(value) -> matcher | nil, message */
+static int ck_allowlist_compile(lua_State *L)
+{
+    char err[CK_ERRLEN];
+    ck_entry *e;
+    size_t n;
+    ck_allowlist_ud *u;
+    if (!ck_collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+        return ck_fail(L, err);
+    /* userdata and metatable first (may raise), then the malloc nothing interrupts */
+    u = (ck_allowlist_ud *)ck_newuserdata(L, sizeof *u);
+    u->cookie = (uintptr_t)u ^ CK_ALLOWLIST_COOKIE;
+    u->m = NULL;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setmetatable(L, -2);
+    u->m = ck_matcher_new(e, n);
+    if (u->m == NULL)
+        return luaL_error(L, "cometkey: out of memory");
+    return 1;
+}
+
+/* matcher:contains(ip [, form]) -> boolean; form "text" | "binary" | nil (auto) */
+static int ck_meth_contains(lua_State *L)
+{
+    const ck_matcher *m = ck_check_matcher(L);
+    size_t len, flen;
+    const char *ip, *form;
+    ck_addr a;
+    int ok;
+
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_argerror(L, 2,
+                             lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
+    ip = lua_tolstring(L, 2, &len);
+    if (lua_type(L, 3) <= LUA_TNIL) { /* auto: nginx's $binary_remote_addr or text */
+        if (len == 4)
+            ok = ck_matcher_contains_bytes(m, ip, 4);
+        else if (len == 16 && !ck_addr_parse(ip, 16, &a))
+            ok = ck_matcher_contains_bytes(m, ip, 16);
+        else
+            ok = ck_matcher_contains_text(m, ip, len);
+    } else if (lua_type(L, 3) == LUA_TSTRING && (form = lua_tolstring(L, 3, &flen)) != NULL &&
+               flen == 4 && memcmp(form, "text", 4) == 0) {
+        ok = ck_matcher_contains_text(m, ip, len);
+    } else if (lua_type(L, 3) == LUA_TSTRING && (form = lua_tolstring(L, 3, &flen)) != NULL &&
+               flen == 6 && memcmp(form, "binary", 6) == 0) {
+        ok = ck_matcher_contains_bytes(m, ip, len);
+    } else {
+        return luaL_argerror(L, 3, "form must be \"text\", \"binary\" or nil");
+    }
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
+/* matcher:count() and #matcher -> number of address ranges after merging */
+static int ck_meth_count(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)ck_matcher_count(ck_check_matcher(L)));
+    return 1;
+}
+
+static int ck_meth_tostring(lua_State *L)
+{
+    lua_pushfstring(L, "cometkey.allowlist (%d ranges)",
+                    (int)ck_matcher_count(ck_check_matcher(L)));
+    return 1;
+}
+
+static int ck_meth_gc(lua_State *L)
+{
+    ck_allowlist_ud *u = ck_check_ud(L);
+    ck_matcher_free(u->m);
+    u->m = NULL;
+    u->cookie = 0;
+    return 0;
+}
+
+/* ================================================================ registration */
+
+/* Sets each function as a closure over the metatable at index mt in table t. */
+static void ck_set_closures(lua_State *L, int t, int mt, const luaL_Reg *l)
+{
+    for (; l->name != NULL; l++) {
+        lua_pushvalue(L, mt);
+        lua_pushcclosure(L, l->func, 1);
+        lua_setfield(L, t, l->name);
+    }
+}
+
+void ck_allowlist_open(lua_State *L)
+{
+    static const luaL_Reg functions[] = {{"allowlist_parse", ck_allowlist_parse},
+                                         {"allowlist_format", ck_allowlist_format},
+                                         {"allowlist_compile", ck_allowlist_compile},
+                                         {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"contains", ck_meth_contains}, {"count", ck_meth_count}, {NULL, NULL}};
+    static const luaL_Reg metamethods[] = {{"__len", ck_meth_count},
+                                           {"__tostring", ck_meth_tostring},
+                                           {"__gc", ck_meth_gc},
+                                           {NULL, NULL}};
+    int module = lua_gettop(L), mt;
+
+    luaL_newmetatable(L, CK_ALLOWLIST_MT);
+    mt = lua_gettop(L);
+    lua_newtable(L);
+    ck_setfuncs(L, methods);
+    lua_setfield(L, mt, "__index");
+    ck_setfuncs(L, metamethods);
+    lua_pushliteral(L, "cometkey.allowlist");
+    lua_setfield(L, mt, "__metatable");
+    ck_set_closures(L, module, mt, functions);
+    lua_settop(L, module);
+}
