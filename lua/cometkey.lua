@@ -55,7 +55,8 @@ function allowlist.compile(value) return raise_or(core.allowlist_compile(value))
 --- new(opts) --> client; raises on a bad option (the token never appears in the message).
 function M.new(opts)
   local conf = options.parse(opts, 2)
-  return Client.new(conf)
+  local client = Client.new(conf) -- not a tail call: errors keep pointing at the caller
+  return client
 end
 
 return M

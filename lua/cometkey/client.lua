@@ -9,6 +9,7 @@ local transports = require "cometkey.transport.auto"
 local error, type, pairs, ipairs, tostring, setmetatable = error, type, pairs, ipairs, tostring, setmetatable
 local floor = math.floor
 local concat = table.concat
+local format = string.format
 
 local Client = {}
 Client.__index = Client
@@ -23,12 +24,25 @@ local function problems_line(problems)
   return concat(parts, "; ")
 end
 
--- Validates fields in mode, raising at the caller's level with every problem.
-local function checked(method, fields, mode, level)
-  if type(fields) ~= "table" then raise(method, "fields must be a table, got " .. type(fields), level + 1) end
+-- Validates fields in mode, raising at the caller's level with every problem;
+-- what names the argument in messages ("fields" unless given).
+local function checked(method, fields, mode, level, what)
+  if type(fields) ~= "table" then
+    raise(method, (what or "fields") .. " must be a table, got " .. type(fields), level + 1)
+  end
   local normalized, problems = core.check(fields, mode)
-  if not normalized then raise(method, problems_line(problems), level + 1) end
+  if not normalized then
+    raise(method, (what and (what .. ": ") or "") .. problems_line(problems), level + 1)
+  end
   return normalized
+end
+
+-- A value shown on one line in a message: strings quoted, control characters escaped.
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
+local function shown(v)
+  if v == nil or v == core.null then return "null" end
+  if type(v) ~= "string" then return tostring(v) end
+  return '"' .. (v:gsub('[%c"\\]', function(ch) return ESCAPES[ch] or format("\\%03d", ch:byte()) end)) .. '"'
 end
 
 local function check_id(method, id, level)
@@ -172,7 +186,11 @@ end
 -- and settings are what was sent.
 local function find_created(self, ctx, fields)
   local page, message, info = self:_send(ctx, "list", { page = 1, page_size = 100 })
-  if not page then return nil, message, info end
+  if not page then
+    -- Say so: a caller who retries the create would make a second key.
+    info.created = true
+    return nil, message .. " (the key was created; reading it back failed)", info
+  end
   local best
   for _, key in ipairs(page.items) do
     if key.name == fields.name and plan.mismatch(key, fields) == nil then
@@ -181,7 +199,7 @@ local function find_created(self, ctx, fields)
   end
   if not best then
     return nil, "cometkey: POST /api/token/: the key was created but could not be found in the newest 100 keys",
-      { kind = "not_found", retryable = false }
+      { kind = "not_found", retryable = false, created = true }
   end
   return best
 end
@@ -207,7 +225,14 @@ function Client:create(fields, callback)
     key, message, info = find_created(self, ctx, expected)
     if not key then return nil, message, info end
     if status ~= nil and status ~= key.status then
-      return self:_send(ctx, "status", { id = key.id, status = status })
+      local result
+      result, message, info = self:_send(ctx, "status", { id = key.id, status = status })
+      if not result then
+        info.created, info.id = true, key.id
+        return nil, message .. " (the key was created as id " .. tostring(key.id) .. " with status "
+          .. tostring(key.status) .. ")", info
+      end
+      return result
     end
     return key
   end)
@@ -256,11 +281,14 @@ function Client:_update_fn(fields, opts, level)
   end
   local normalized = checked("update", fields, opts.replace and "replace" or "update", level)
   local expect
-  if opts.expect ~= nil then expect = checked("update", opts.expect, "expect", level) end
+  if opts.expect ~= nil then expect = checked("update", opts.expect, "expect", level, "opts.expect") end
   if opts.replace and normalized.model_limits_enabled == true and normalized.model_limits == "" then
     raise("update", "model_limits: model_limits_enabled = true with no models would block every model", level)
   end
   local id, target = normalized.id, normalized.status
+  if target == nil and not plan.names_editable(normalized) and not expect and not opts.dry_run then
+    raise("update", "nothing to update: give status or at least one of the nine editable fields", level)
+  end
 
   return function(ctx)
     local stored, message, info
@@ -271,8 +299,8 @@ function Client:_update_fn(fields, opts, level)
       if expect then
         local field, want, have = plan.mismatch(stored, expect)
         if field then
-          return nil, "cometkey: PUT /api/token/: expectation failed: " .. field .. " is " .. tostring(have)
-            .. ", expected " .. tostring(want) .. " (the key changed since it was read)",
+          return nil, "cometkey: PUT /api/token/: expectation failed: " .. field .. " is " .. shown(have)
+            .. ", expected " .. shown(want) .. " (the key changed since it was read)",
             { kind = "conflict", field = field, expected = want, actual = have, retryable = false }
         end
       end
@@ -299,7 +327,9 @@ function Client:_update_fn(fields, opts, level)
       end
       -- The full PUT echoes the stored status (never 1 for a stored 3/4, which
       -- would trip the server's enable guard); without a read, no status is sent.
-      body.status = current
+      -- A stored status outside 1..4 (status_only accepts any integer) is left
+      -- out too: the server never writes a full PUT's status.
+      if type(current) == "number" and current >= 1 and current <= 4 then body.status = current end
       steps[#steps + 1] = { op = "update", args = { fields = body } }
       if when == "after" then steps[#steps + 1] = status_req(id, target) end
     elseif target ~= nil then
@@ -333,7 +363,9 @@ end
 --- update_many(list [, opts]) --> results; see cometkey/bulk.lua
 function Client:update_many(list, opts)
   self:_open("update_many", 2)
-  return require("cometkey.bulk").run(self, list, opts, 2)
+  -- Not a tail call: bulk.run raises at a level counted through this frame.
+  local results = require("cometkey.bulk").run(self, list, opts, 2)
+  return results
 end
 
 --- close() -- closes connections and wipes the token; idempotent.

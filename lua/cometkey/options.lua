@@ -55,11 +55,17 @@ function M.parse_url(url)
   return { scheme = scheme, host = host, port = port ~= "" and tonumber(port) or nil, prefix = path }
 end
 
+-- Bounds the transports can represent (libcurl takes milliseconds in a 32-bit long;
+-- bodies up to 2 GiB); ids above 2^53 are not exact numbers on Lua 5.1/LuaJIT.
+M.MAX_SECONDS = 2147483
+M.MAX_BODY = 2147483648
+M.MAX_USER_ID = 9007199254740991
+
 local function positive_number(opts, name, default, level)
   local v = opts[name]
   if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
-    fail(level + 1, "%s must be a positive number of seconds", name)
+  if type(v) ~= "number" or v ~= v or v <= 0 or v > M.MAX_SECONDS then
+    fail(level + 1, "%s must be a positive number of seconds (at most %d)", name, M.MAX_SECONDS)
   end
   return v
 end
@@ -101,7 +107,7 @@ function M.parse(opts, level)
   local user_id = opts.user_id
   if user_id ~= nil then
     if type(user_id) == "string" and match(user_id, "^%d+$") then user_id = tonumber(user_id) end
-    if type(user_id) ~= "number" or user_id <= 0 or floor(user_id) ~= user_id then
+    if type(user_id) ~= "number" or user_id <= 0 or floor(user_id) ~= user_id or user_id > M.MAX_USER_ID then
       fail(level, "user_id must be a positive integer (the numeric id of the token's owner)")
     end
     conf.user_id = floor(user_id)
@@ -131,8 +137,9 @@ function M.parse(opts, level)
   conf.user_agent = ua or ("cometkey/" .. core.version)
 
   local max_body = opts.max_body
-  if max_body ~= nil and (type(max_body) ~= "number" or max_body < 1024 or floor(max_body) ~= max_body) then
-    fail(level, "max_body must be an integer number of bytes (at least 1024)")
+  if max_body ~= nil and (type(max_body) ~= "number" or max_body < 1024 or max_body > M.MAX_BODY
+    or floor(max_body) ~= max_body) then
+    fail(level, "max_body must be an integer number of bytes from 1024 to 2^31")
   end
   conf.max_body = max_body or M.DEFAULT_MAX_BODY
 
