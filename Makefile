@@ -31,7 +31,8 @@ HEADERS  = $(wildcard src/*.h)
 CORE_SO = $(BUILD)/cometkey/core.so
 CURL_SO = $(BUILD)/cometkey/curl.so
 
-.PHONY: all build deps test lint ctest spec valgrind install-check install uninstall demo mock bench fuzz clean
+.PHONY: all build deps test lint ctest spec valgrind install-check install uninstall demo mock bench bench-soak \
+        fuzz clean
 # (pattern targets such as spec-5.4 and build-luajit cannot be .PHONY: make would skip them)
 
 all: build
@@ -115,5 +116,12 @@ demo: deps-demo build-5.4
 mock: deps-demo
 	lua5.4 tools/mock.lua $(if $(PORT),--port $(PORT))
 
+# ---------------------------------------------------------------- benchmarks
+bench: deps-bench build-5.4 build-luajit
+	lua5.4 bench/run.lua
+
+bench-soak: deps-bench build-5.4
+	lua5.4 bench/run.lua soak
+
 clean:
-	rm -rf build
+	rm -rf build bench/out
