@@ -32,7 +32,7 @@ CORE_SO = $(BUILD)/cometkey/core.so
 CURL_SO = $(BUILD)/cometkey/curl.so
 
 .PHONY: all build deps test lint ctest spec valgrind install-check install uninstall demo mock bench bench-soak \
-        fuzz clean
+        asan fuzz soak clean
 # (pattern targets such as spec-5.4 and build-luajit cannot be .PHONY: make would skip them)
 
 all: build
@@ -84,7 +84,16 @@ lint:
 install-check:
 	@sh tools/check-install.sh
 
-test: deps-test lint ctest spec valgrind install-check
+asan:
+	@sh tools/asan-specs.sh
+
+fuzz: deps-fuzz
+	sh tools/fuzz.sh $(FUZZ_SECONDS)
+
+soak: deps-demo build-5.4
+	CK_BUILD=build/5.4 lua5.4 tools/soak.lua
+
+test: deps-test lint ctest spec valgrind asan fuzz install-check
 	@echo "make test: all checks passed"
 
 # ---------------------------------------------------------------- install

@@ -64,6 +64,49 @@ static int ck_secret_reveal(lua_State *L)
     return 1;
 }
 
+/*
+ * secret:redact(text) -> text with every copy of the token replaced by
+ * "<redacted>", and a token cut short just before a trailing "..." (a length
+ * cap) too. Non-strings come back unchanged. The token never becomes a Lua
+ * string: the comparison runs on the C copy.
+ */
+static int ck_secret_redact(lua_State *L)
+{
+    ck_secret *s = ck_secret_check(L, 1);
+    luaL_Buffer b;
+    const char *text;
+    size_t len, i = 0, end, n;
+    int truncated = 0;
+    lua_settop(L, 2);
+    if (lua_type(L, 2) != LUA_TSTRING || s->value == NULL || s->len < 4)
+        return 1;
+    text = lua_tolstring(L, 2, &len);
+    end = len;
+    if (len >= 3 && memcmp(text + len - 3, "...", 3) == 0) {
+        for (n = s->len - 1; n >= 4; n--) {
+            if (len - 3 >= n && memcmp(text + len - 3 - n, s->value, n) == 0) {
+                end = len - 3 - n;
+                truncated = 1;
+                break;
+            }
+        }
+    }
+    luaL_buffinit(L, &b);
+    while (i < end) {
+        if (end - i >= s->len && memcmp(text + i, s->value, s->len) == 0) {
+            luaL_addstring(&b, "<redacted>");
+            i += s->len;
+        } else {
+            luaL_addchar(&b, text[i]);
+            i++;
+        }
+    }
+    if (truncated)
+        luaL_addstring(&b, "<redacted>...");
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static int ck_secret_close(lua_State *L)
 {
     ck_secret_wipe(ck_secret_check(L, 1));
@@ -79,8 +122,10 @@ static int ck_secret_tostring(lua_State *L)
 
 void ck_secret_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"reveal", ck_secret_reveal}, {"wipe", ck_secret_close}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"reveal", ck_secret_reveal},
+                                       {"redact", ck_secret_redact},
+                                       {"wipe", ck_secret_close},
+                                       {NULL, NULL}};
     if (luaL_newmetatable(L, CK_SECRET_MT)) {
         lua_newtable(L);
         ck_setfuncs(L, methods);

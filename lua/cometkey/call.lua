@@ -5,7 +5,7 @@
 -- whose I/O the transport completes on the host's loop.
 local core = require "cometkey.core"
 
-local coroutine, type, tostring, select = coroutine, type, tostring, select
+local coroutine, type, tostring, select, pairs = coroutine, type, tostring, select, pairs
 local min, max, random, floor = math.min, math.max, math.random, math.floor
 local format = string.format
 
@@ -26,6 +26,19 @@ end
 
 local function target(built)
   return built.method .. " " .. built.path .. (built.query and ("?" .. built.query) or "")
+end
+
+--- redact(secret, message, info) --> message
+-- A server or proxy may echo the Authorization header back (error pages,
+-- debugging proxies): the token is cut out of a failure's message and of every
+-- string in its info table, in C (secret:redact), before anyone sees them.
+function M.redact(secret, message, info)
+  if type(info) == "table" then
+    for k, v in pairs(info) do
+      if type(v) == "string" then info[k] = secret:redact(v) end
+    end
+  end
+  return secret:redact(message)
 end
 
 --- perform(client, ctx, op, built) --> value | nil, message, info
@@ -57,9 +70,11 @@ function M.perform(client, ctx, op, built)
           floor((ctx.now() - now) * 1000 + 0.5)))
       end
       if value ~= nil then return value end
+      message = M.redact(conf.secret, message, info)
     else
       if type(info) ~= "table" then info = { kind = "network" } end
       if type(message) ~= "string" then message = "cometkey: " .. target(built) .. ": transport failed" end
+      message = M.redact(conf.secret, message, info)
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt

@@ -1087,12 +1087,12 @@ local function fault_response(f)
       body = '<a href="' .. location .. '">Moved Permanently</a>.\n\n' }
   elseif kind == "deep" then
     local depth = f.depth or 10000
-    local open, close = "[", "]"
+    local open, close, inner = "[", "]", ""
     if f.style == "object" then
-      open, close = '{"a":', "}"
+      open, close, inner = '{"a":', "}", "1" -- the innermost member needs a value
     end
     return { status = 200, headers = { ["Content-Type"] = JSON_TYPE },
-      body = '{"success":true,"message":"","data":' .. open:rep(depth) .. close:rep(depth) .. "}" }
+      body = '{"success":true,"message":"","data":' .. open:rep(depth) .. inner .. close:rep(depth) .. "}" }
   elseif kind == "big" then
     return { status = 200, headers = { ["Content-Type"] = JSON_TYPE }, big = f.bytes or 20 * 1048576 }
   end
