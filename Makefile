@@ -7,6 +7,10 @@
 #   make install PREFIX=/usr/local LUA_VERSION=5.4|5.1 [LUA_INCDIR=/usr/include/luajit-2.1]
 #   make bench | make fuzz FUZZ_SECONDS=N | make lint | make clean
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+LOGS = build/logs
+
 LUA_VERSION ?= 5.4
 LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
 PREFIX      ?= /usr/local
@@ -32,7 +36,7 @@ CORE_SO = $(BUILD)/cometkey/core.so
 CURL_SO = $(BUILD)/cometkey/curl.so
 
 .PHONY: all build deps test lint ctest spec valgrind install-check install uninstall demo mock bench bench-soak \
-        asan fuzz soak clean
+        asan fuzz soak clean clean-logs
 # (pattern targets such as spec-5.4 and build-luajit cannot be .PHONY: make would skip them)
 
 all: build
@@ -67,34 +71,43 @@ build-%:
 
 spec-%: build-% build-5.4 build-luajit
 	@echo "== busted on $(lua_$*)"
-	CK_BUILD=build/$* $(lua_$*) /usr/bin/busted --cpath='build/$*/?.so' --lpath='lua/?.lua;lua/?/init.lua' spec
+	@mkdir -p $(LOGS)
+	CK_BUILD=build/$* $(lua_$*) /usr/bin/busted --cpath='build/$*/?.so' --lpath='lua/?.lua;lua/?/init.lua' spec \
+	    | tee $(LOGS)/spec-$*.log
 
 spec: spec-5.4 spec-5.1 spec-luajit
 
 ctest:
-	@$(MAKE) --no-print-directory -f test/c/Makefile
+	@mkdir -p $(LOGS) && $(MAKE) --no-print-directory -f test/c/Makefile | tee $(LOGS)/ctest.log
 
 valgrind: build-5.4
-	@sh tools/valgrind-specs.sh
+	@mkdir -p $(LOGS)
+	@sh tools/valgrind-specs.sh | tee $(LOGS)/valgrind.log
 
 lint:
 	luacheck -q lua spec examples bench tools bin/cometkey
 	@sh tools/check-format.sh
 
 install-check:
-	@sh tools/check-install.sh
+	@mkdir -p $(LOGS)
+	@sh tools/check-install.sh | tee $(LOGS)/install.log
 
 asan:
-	@sh tools/asan-specs.sh
+	@mkdir -p $(LOGS)
+	@sh tools/asan-specs.sh | tee $(LOGS)/asan.log
 
 fuzz: deps-fuzz
-	sh tools/fuzz.sh $(FUZZ_SECONDS)
+	@mkdir -p $(LOGS)
+	sh tools/fuzz.sh $(FUZZ_SECONDS) | tee $(LOGS)/fuzz.log
 
 soak: deps-demo build-5.4
 	CK_BUILD=build/5.4 lua5.4 tools/soak.lua
 
-test: deps-test lint ctest spec valgrind asan fuzz install-check
-	@echo "make test: all checks passed"
+test: deps-test clean-logs lint ctest spec valgrind asan fuzz install-check
+	@sh tools/test-summary.sh $(LOGS)
+
+clean-logs:
+	@rm -rf $(LOGS)
 
 # ---------------------------------------------------------------- install
 LUA_SHARE = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
