@@ -122,3 +122,55 @@ describe("cometkey.curl over TLS", function()
     h:close()
   end)
 end)
+
+describe("the client over TLS", function()
+  local cometkey = require "cometkey"
+  local auto = require "cometkey.transport.auto"
+  local certs, self_signed, trusted
+
+  lazy_setup(function()
+    certs = certs_support.generate()
+    self_signed = mock.start { tls = certs.self_signed }
+    trusted = mock.start { tls = certs.server }
+  end)
+
+  lazy_teardown(function()
+    for _, m in ipairs { self_signed, trusted } do m:stop() end
+    certs:cleanup()
+  end)
+
+  -- warn_once remembers lines for the whole process; start each test afresh.
+  local function forget_warnings()
+    for n = 1, 20 do
+      local name, v = debug.getupvalue(auto.warn_once, n)
+      if name == nil then break end
+      if name == "warned" then for k in pairs(v) do v[k] = nil end end
+    end
+  end
+
+  it("fails with kind tls against a self-signed server, and works with ca_file", function()
+    local c = cometkey.new { token = self_signed.token, base_url = self_signed.url, timeout = 5, retries = 0 }
+    local key, err, info = c:get(1)
+    assert.is_nil(key)
+    assert.are.equal("tls", info.kind)
+    assert.matches("TLS error", err)
+    c:close()
+    c = cometkey.new { token = trusted.token, base_url = trusted.url, ca_file = certs.ca, timeout = 5 }
+    assert.are.equal(1, assert(c:get(1)).id)
+    c:close()
+  end)
+
+  it("verify = false connects to a self-signed server and warns once per process", function()
+    forget_warnings()
+    local lines = {}
+    local function warn(line) lines[#lines + 1] = line end
+    for _ = 1, 2 do
+      local c = cometkey.new { token = self_signed.token, base_url = self_signed.url, verify = false, warn = warn }
+      assert.are.equal(1, assert(c:get(1)).id)
+      c:close()
+    end
+    assert.are.equal(1, #lines)
+    assert.matches("TLS verification is disabled", lines[1])
+    assert.is_nil(lines[1]:find(self_signed.token, 1, true))
+  end)
+end)
