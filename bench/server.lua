@@ -1,8 +1,8 @@
 --- bench/server.lua: starts and stops the benchmark's own nginx (bench/nginx.conf)
--- on a free loopback port, in a scratch directory under bench/out/.
+-- on a free loopback port, in a scratch directory (bench/out/nginx by default).
 --   local server = dofile("bench/server.lua")
---   local s = server.start(bench_dir, record_json)  -- s.port, s.url, s.pid
---   s:stop()                                          -- idempotent; waits for nginx to exit
+--   local s = server.start(bench_dir, record_json [, dir])  -- s.port, s.url, s.pid
+--   s:stop()                                                 -- idempotent; waits for nginx to exit
 local util = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "util.lua")
 
 local M = {}
@@ -29,14 +29,15 @@ local function master_pid(dir)
   return tonumber((util.read_file(dir .. "/nginx.pid") or ""):match("%d+"))
 end
 
---- start(bench_dir, record) --> server; raises when nginx cannot be started
--- record: the JSON text every token request answers with (no single quotes).
-function M.start(bench_dir, record)
+--- start(bench_dir, record [, dir]) --> server; raises when nginx cannot be started
+-- record: the JSON text every token request answers with (no single quotes); dir: the
+-- scratch directory, emptied first (default bench_dir/out/nginx).
+function M.start(bench_dir, record, dir)
   assert(not record:find("'", 1, true), "bench/server.lua: the record must not contain a single quote")
   local template = assert(util.read_file(bench_dir .. "/nginx.conf"), "bench/nginx.conf is missing")
-  local dir = bench_dir .. "/out/nginx"
+  dir = dir or bench_dir .. "/out/nginx"
   util.execute("rm -rf " .. util.quote(dir) .. " && mkdir -p " .. util.quote(dir))
-  local root = util.capture("id -u") == "0"
+  local root = util.is_root()
   local last = ""
   for _ = 1, 5 do -- another process may take the free port first: try another
     local port = util.free_port()
@@ -71,10 +72,7 @@ function Server:stop()
   local pid = self.pid
   if not pid then return end
   self.pid = nil
-  util.execute("kill -TERM " .. string.format("%d", pid) .. " 2>/dev/null")
-  local deadline = util.gettime() + STOP_TIMEOUT
-  while util.process_alive(pid) and util.gettime() < deadline do util.sleep(0.02) end
-  if util.process_alive(pid) then util.execute("kill -KILL " .. string.format("%d", pid) .. " 2>/dev/null") end
+  util.stop_process(pid, STOP_TIMEOUT)
 end
 
 return M

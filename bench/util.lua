@@ -1,53 +1,15 @@
---- bench/util.lua: small helpers the benchmark scripts share: files, shell
--- commands, wall and CPU clocks, memory figures of this process, medians and
--- the `key=value` lines every measurement prints. Plain Lua 5.1/5.4/LuaJIT.
+--- bench/util.lua: small helpers the benchmark scripts share: the file, shell, process
+-- and port helpers of spec/support/sys.lua (same names), wall and CPU clocks, memory
+-- figures of this process, medians and the `key=value` lines every measurement prints.
+-- Plain Lua 5.1/5.4/LuaJIT.
 local socket = require "socket"
 
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local M = {}
+for name, fn in pairs(dofile(here .. "../spec/support/sys.lua")) do M[name] = fn end
 
 M.gettime = socket.gettime -- wall clock, seconds (float)
 M.cpu = os.clock           -- this process's CPU time (user + sys), seconds
-
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-function M.write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
-function M.file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-function M.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- os.execute returns a number on 5.1 and true/nil, "exit", code on 5.2+.
-function M.execute(cmd)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (code == nil or code == 0)
-end
-
---- capture(cmd) --> stdout of cmd (trailing blanks removed), ok
-function M.capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a") or ""
-  local a, _, code = p:close()
-  local ok = a == true and (code == nil or code == 0)
-  if type(a) == "number" then ok = a == 0 end
-  return (out:gsub("%s+$", "")), ok
-end
 
 --- status_kb(field) --> a field of /proc/self/status in kB ("VmRSS", "VmHWM")
 function M.status_kb(field)
@@ -86,42 +48,6 @@ function M.emit(t)
   end
   io.write(table.concat(parts, " "), "\n")
   io.flush()
-end
-
---- free_port() --> a TCP port on 127.0.0.1 that nothing listens on right now
-function M.free_port()
-  local server = assert(socket.bind("127.0.0.1", 0))
-  local _, port = server:getsockname()
-  server:close()
-  return tonumber(port)
-end
-
---- port_answers(port) --> true when something accepts connections on 127.0.0.1:port
-function M.port_answers(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
-
-function M.sleep(seconds) socket.sleep(seconds) end
-
---- process_alive(pid) --> true while pid exists and is not a zombie
-function M.process_alive(pid)
-  local stat = pid and M.read_file("/proc/" .. string.format("%d", pid) .. "/stat")
-  if not stat then return false end
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
---- dir_of(source) --> absolute directory of a script, from debug.getinfo(1, "S").source
-function M.dir_of(source)
-  local dir = source:match("^@(.*)/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    local cwd = M.capture("pwd")
-    dir = cwd .. "/" .. dir
-  end
-  return (dir:gsub("/%./", "/"):gsub("/%.$", ""))
 end
 
 --- serialize(value) --> Lua source that evaluates to value (tables, strings, numbers, booleans)

@@ -3,11 +3,7 @@
 -- per-item failures, 429 pacing and the number of connections.
 local helpers = require "spec.support.helpers"
 
-local env = helpers.mock_env()
-lazy_setup(env.start)
-lazy_teardown(env.stop)
-before_each(env.reset)
-after_each(env.cleanup)
+local env = helpers.use_mock_env()
 
 local routes, body = helpers.routes, helpers.body
 

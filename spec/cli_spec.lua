@@ -6,8 +6,8 @@
 -- CK_CLI_LUA / CK_CLI_BUILD run the tool under another interpreter and build.
 
 local mock = require "spec.support.mock"
+local sys = require "spec.support.sys"
 local cjson = require "cjson"
-local socket = require "socket"
 local values = require "cometkey.cli.values"
 local fmt = require "cometkey.cli.format"
 
@@ -17,32 +17,10 @@ local DAY = 86400
 
 ---------------------------------------------------------------- helpers
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shell_quote, read_file, write_file = sys.quote, sys.read_file, sys.write_file
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local s = p:read("*a")
-  p:close()
-  return s
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local ROOT = capture("pwd"):gsub("%s+$", "")
-local TMP = capture("mktemp -d /tmp/cometkey-cli-spec.XXXXXXXX"):gsub("%s+$", "")
-assert(TMP:match("^/tmp/cometkey%-cli%-spec%."), "mktemp failed")
+local ROOT = sys.capture("pwd")
+local TMP = sys.temp_dir("cometkey-cli-spec")
 
 local m -- the mock server
 
@@ -141,17 +119,10 @@ local function assert_only_changed(before, after, changed)
   end
 end
 
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 ---------------------------------------------------------------- pure helpers
 
 describe("cometkey.cli.values", function()
-  local function utc_midnight(date) return tonumber(capture("date -u -d " .. date .. " +%s")) end
+  local function utc_midnight(date) return tonumber((sys.capture("date -u -d " .. date .. " +%s"))) end
 
   it("reads --expires forms", function()
     assert.are.equal(-1, values.expires("never", "--expires"))
@@ -236,7 +207,7 @@ describe("bin/cometkey", function()
 
   teardown(function()
     if m then m:stop() end
-    os.execute("rm -rf " .. shell_quote(TMP))
+    sys.remove_dir(TMP)
   end)
 
   before_each(function() m:reset() end)
@@ -727,10 +698,10 @@ describe("bin/cometkey", function()
     end)
 
     it("exits 1 on a network failure", function()
-      local closed = { env = { COMETAPI_BASE_URL = "http://127.0.0.1:" .. closed_port() } }
+      local closed = { env = { COMETAPI_BASE_URL = "http://127.0.0.1:" .. sys.free_port() } }
       local r = run({ "--timeout", "5", "list" }, closed)
       assert_fails(r, 1, "network")
-      local g = run({ "get", "1" }, { env = { COMETAPI_BASE_URL = "http://127.0.0.1:" .. closed_port() } })
+      local g = run({ "get", "1" }, { env = { COMETAPI_BASE_URL = "http://127.0.0.1:" .. sys.free_port() } })
       assert_fails(g, 1, "network")
     end)
 

@@ -6,11 +6,7 @@ local cometkey = require "cometkey"
 local core = require "cometkey.core"
 local helpers = require "spec.support.helpers"
 
-local env = helpers.mock_env()
-lazy_setup(env.start)
-lazy_teardown(env.stop)
-before_each(env.reset)
-after_each(env.cleanup)
+local env = helpers.use_mock_env()
 
 local routes, body = helpers.routes, helpers.body
 

@@ -12,18 +12,17 @@ local UA = "cometkey-spec/1.0"
 -- libcurl checks its timers in whole milliseconds: it may stop a hair before our clock says.
 local SLACK = 0.01
 
+-- Starts a mock for the calling block --> the mock, its base URL, a secret of its token.
+local function start_mock()
+  local m = mock.start {}
+  return m, (m.url:gsub("/$", "")), core.secret(m.token)
+end
+
 describe("cometkey.curl", function()
   local m, base, secret
 
-  lazy_setup(function()
-    m = mock.start {}
-    base = m.url:gsub("/$", "")
-    secret = core.secret(m.token)
-  end)
-
-  lazy_teardown(function()
-    if m then m:stop() end
-  end)
+  lazy_setup(function() m, base, secret = start_mock() end)
+  lazy_teardown(function() if m then m:stop() end end)
 
   before_each(function() m:reset() end)
 
@@ -598,15 +597,8 @@ end)
 describe("cometkey.transport.curl", function()
   local m, base, secret
 
-  lazy_setup(function()
-    m = mock.start {}
-    base = m.url:gsub("/$", "")
-    secret = core.secret(m.token)
-  end)
-
-  lazy_teardown(function()
-    if m then m:stop() end
-  end)
+  lazy_setup(function() m, base, secret = start_mock() end)
+  lazy_teardown(function() if m then m:stop() end end)
 
   it("reads its options from a whole client configuration", function()
     local t = transport.new {

@@ -3,6 +3,7 @@
 -- Run from the repository root: lua5.4 /usr/bin/busted --lpath='lua/?.lua' spec/mock_spec.lua
 
 local mock = require "spec.support.mock"
+local sys = require "spec.support.sys"
 local socket = require "socket"
 local cjson = require "cjson.safe"
 
@@ -15,22 +16,7 @@ local function encode(v)
   return json.encode(v)
 end
 
-local function process_alive(pid)
-  local f = io.open("/proc/" .. string.format("%d", pid) .. "/stat", "rb")
-  if not f then
-    return false
-  end
-  local stat = f:read("*a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
-local function dir_exists(dir)
-  local p = io.popen("test -d '" .. dir .. "' && echo yes")
-  local out = p:read("*a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local process_alive, dir_exists = sys.process_alive, sys.dir_exists
 
 -- Sends raw bytes on a fresh connection and reads until the server closes it (or timeout).
 -- Returns everything received and the final socket error ("closed" or "timeout").
@@ -98,13 +84,11 @@ describe("mock launcher", function()
   end)
 
   it("accepts a port, a token and seed keys, and rejects unknown options", function()
-    local probe = assert(socket.bind("127.0.0.1", 0))
-    local _, port = probe:getsockname()
-    probe:close()
-    local m = mock.start{ port = tonumber(port), token = "tok-xyz",
+    local port = sys.free_port()
+    local m = mock.start{ port = port, token = "tok-xyz",
       keys = { { name = "only", remain_quota = 7 } } }
     finally(function() m:stop() end)
-    assert.equal(tonumber(port), m.port)
+    assert.equal(port, m.port)
     assert.equal("tok-xyz", m.token)
     local keys = m:keys()
     assert.equal(1, #keys)
@@ -144,32 +128,25 @@ describe("mock launcher", function()
     assert.truthy(process_alive(nginx_pid))
     os.execute("kill -KILL " .. lua_pid)
     p:close()
-    local deadline = socket.gettime() + 3
-    while process_alive(nginx_pid) and socket.gettime() < deadline do
-      socket.sleep(0.05)
-    end
+    sys.wait_for(function() return not process_alive(nginx_pid) end, 3, 0.05)
     assert.falsy(process_alive(nginx_pid))
     assert.falsy(dir_exists(dir))
   end)
 
   it("serves HTTPS with a given certificate (admin API stays plain HTTP)", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    local dir = sys.temp_dir("cometkey-mock-spec")
     local m
     finally(function()
-      os.execute("rm -rf " .. dir)
+      sys.remove_dir(dir)
       if m then
         m:stop()
       end
     end)
-    assert.truthy(os.execute("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+    assert.truthy(sys.execute("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
       .. " -keyout " .. dir .. "/key.pem -out " .. dir .. "/cert.pem >/dev/null 2>&1"))
     m = mock.start{ tls = { cert = dir .. "/cert.pem", key = dir .. "/key.pem" } }
     assert.matches("^https://127%.0%.0%.1:%d+$", m.url)
-    local p = io.popen("curl -sk -H 'Authorization: " .. m.token .. "' " .. m.url .. "/api/token/1")
-    local body = p:read("*a")
-    p:close()
+    local body = sys.capture("curl -sk -H 'Authorization: " .. m.token .. "' " .. m.url .. "/api/token/1")
     assert.equal("production", cjson.decode(body).data.name)
     assert.equal(1, #m:requests())
   end)

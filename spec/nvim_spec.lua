@@ -7,48 +7,14 @@
 local cjson = require "cjson.safe"
 local mock = require "spec.support.mock"
 local certs_lib = require "spec.support.certs"
+local sys = require "spec.support.sys"
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file, shell_quote, execute, process_alive = sys.read_file, sys.quote, sys.execute, sys.process_alive
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- os.execute: a number on 5.1, true/nil plus "exit", code on 5.2+.
-local function execute(cmd)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then return a == 0, a end
-  return a == true and (code == nil or code == 0), code
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a") or ""
-  p:close()
-  return out
-end
-
-local REPO = capture("pwd"):gsub("%s+$", "")
+local REPO = sys.capture("pwd")
 local BUILD = os.getenv("CK_NVIM_BUILD") or (REPO .. "/build/luajit") -- LuaJIT build of cometkey.core
 local SCRIPTS = "spec/support/nvim/"
 local CURL_ARGV = "curl\0-q\0--config\0-\0" -- the transport's whole command line
-
-local function process_alive(pid)
-  local stat = read_file("/proc/" .. string.format("%d", tonumber(pid)) .. "/stat")
-  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
 
 -- Those of pids that are still running the transport's curl command line.
 local function running_curls(pids)
@@ -96,15 +62,14 @@ describe("Neovim transport (nvim --headless, async on the editor's loop)", funct
     certs = certs_lib.generate()
     m_tls = mock.start { tls = certs.server, token = m.token }
 
-    dir = capture("mktemp -d /tmp/cometkey-nvim.XXXXXXXX"):gsub("%s+$", "") -- mode 0700
-    assert(dir:match("^/tmp/cometkey%-nvim%."), "mktemp failed")
+    dir = sys.temp_dir("cometkey-nvim") -- mode 0700
     local input = {
       repo = REPO, build = BUILD, url = m.url, token = m.token,
       result = dir .. "/result.json", plugin_result = dir .. "/plugin.json",
       ids = { update = 1, missing = 999999, slow = 5, cancel = 4, orphan = 3 },
       tls_url = m_tls.url, ca_file = certs.ca,
     }
-    write_file(dir .. "/input.json", assert(cjson.encode(input)))
+    sys.write_file(dir .. "/input.json", assert(cjson.encode(input)))
     exit_ok = execute(nvim_command(dir, "run.lua", "nvim.log"))
     log = read_file(dir .. "/nvim.log") or ""
     result = cjson.decode(read_file(input.result) or "")
@@ -122,7 +87,7 @@ describe("Neovim transport (nvim --headless, async on the editor's loop)", funct
     if m then m:stop() end
     if m_tls then m_tls:stop() end
     if certs then certs:cleanup() end
-    if dir and dir:match("^/tmp/cometkey%-nvim%.%w+$") then execute("rm -rf " .. shell_quote(dir)) end
+    sys.remove_dir(dir)
   end)
 
   local function step(name)
@@ -312,7 +277,8 @@ describe("Neovim transport (nvim --headless, async on the editor's loop)", funct
 
   it("leaves no nvim or curl process behind, even with a request running at exit", function()
     assert.is_table(result)
-    assert.is_false(process_alive(number(result.pid)), "nvim is still running")
+    assert.is_number(number(result.pid), "nvim reported no pid")
+    assert.is_false(process_alive(result.pid), "nvim is still running")
     assert.is_number(result.orphan_pid, "no request was running when nvim quit")
     assert.is_false(process_alive(result.orphan_pid), "the curl started before quitting is still running")
     assert.is_true(#result.spawned >= 10, "only " .. #result.spawned .. " curl processes were started")

@@ -7,60 +7,13 @@ local socket = require "socket"
 local cjson = require "cjson.safe"
 local mock_lib = require "spec.support.mock"
 local certs_lib = require "spec.support.certs"
+local sys = require "spec.support.sys"
 
 local PING_LIMIT = 0.1 -- seconds: a /ping answered later than this means the worker was blocked
 
 -- ------------------------------------------------------------------ helpers
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function execute(cmd)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (code == nil or code == 0)
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function free_port()
-  local server = assert(socket.bind("127.0.0.1", 0))
-  local _, port = server:getsockname()
-  server:close()
-  return tonumber(port)
-end
-
-local function alive(pid)
-  local stat = pid and read_file("/proc/" .. pid .. "/stat")
-  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
-local function own_pid()
-  return tonumber((read_file("/proc/self/stat") or ""):match("^(%d+)"))
-end
-
-local function wait_for(predicate, seconds)
-  local deadline = socket.gettime() + seconds
-  repeat
-    if predicate() then return true end
-    socket.sleep(0.02)
-  until socket.gettime() > deadline
-  return predicate()
-end
+local read_file, shell_quote, capture = sys.read_file, sys.quote, sys.capture
 
 -- Sends one HTTP/1.0 request on a fresh connection; returns the connection.
 local function send_request(port, path)
@@ -95,38 +48,28 @@ end
 
 -- ------------------------------------------------------------------ the test nginx
 
-local REPO = capture("pwd"):gsub("%s+$", "")
+local REPO = capture("pwd")
 local APP_DIR = REPO .. "/spec/support/nginx_app"
 
 local function start_app(values)
-  local dir = capture("mktemp -d /tmp/cometkey-nginx.XXXXXXXX"):gsub("%s+$", "")
-  assert(dir:match("^/tmp/cometkey%-nginx%.%w+$"), "mktemp failed")
+  local dir = sys.temp_dir("cometkey-nginx")
   values.PREFIX = dir
   values.REPO = REPO
-  values.USER = capture("id -u"):match("^%s*0%s*$") and "user root root;" or ""
+  values.USER = sys.is_root() and "user root root;" or ""
   local template = assert(read_file(APP_DIR .. "/nginx.conf"))
-  local conf = template:gsub("{{(%u[%u_]*)}}", function(name)
+  sys.write_file(dir .. "/nginx.conf", (template:gsub("{{(%u[%u_]*)}}", function(name)
     return assert(values[name], "no value for template field " .. name)
-  end)
-  local f = assert(io.open(dir .. "/nginx.conf", "wb"))
-  f:write(conf)
-  f:close()
+  end)))
   local app = { dir = dir, port = values.PORT, error_log = dir .. "/error.log" }
-  local ok = execute("nginx -p " .. shell_quote(dir) .. " -c " .. shell_quote(dir .. "/nginx.conf")
+  local ok = sys.execute("nginx -p " .. shell_quote(dir) .. " -c " .. shell_quote(dir .. "/nginx.conf")
     .. " -e " .. shell_quote(app.error_log) .. " >" .. shell_quote(dir .. "/startup.log") .. " 2>&1")
-  local up = ok and wait_for(function()
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    local connected = c:connect("127.0.0.1", app.port)
-    c:close()
-    return connected ~= nil
-  end, 5)
+  local up = ok and sys.wait_for(function() return sys.port_answers(app.port) end, 5, 0.02)
   -- The daemonized master writes its pid file after the starting command returned.
   app.pid = tonumber((read_file(dir .. "/nginx.pid") or ""):match("%d+"))
   if not up then
     local log = (read_file(dir .. "/startup.log") or "") .. (read_file(app.error_log) or "")
-    if app.pid then execute("kill -KILL " .. app.pid .. " 2>/dev/null") end
-    execute("rm -rf " .. shell_quote(dir))
+    if app.pid then sys.execute("kill -KILL " .. app.pid .. " 2>/dev/null") end
+    sys.remove_dir(dir)
     error("the test nginx did not start:\n" .. log)
   end
   return app
@@ -134,13 +77,8 @@ end
 
 local function stop_app(app)
   if not app then return end
-  if alive(app.pid) then
-    execute("kill -TERM " .. app.pid)
-    if not wait_for(function() return not alive(app.pid) end, 5) then
-      execute("kill -KILL " .. app.pid .. " 2>/dev/null")
-    end
-  end
-  execute("rm -rf " .. shell_quote(app.dir))
+  sys.stop_process(app.pid, 5)
+  sys.remove_dir(app.dir)
 end
 
 local function error_log(app)
@@ -164,7 +102,7 @@ describe("resty transport in nginx #nginx #novalgrind", function()
     mock = mock_lib.start()
     tls_mock = mock_lib.start { tls = { cert = certs.server.cert, key = certs.server.key } }
     app = start_app {
-      PORT = free_port(), SELF_SIGNED_PORT = free_port(), WATCH_PID = own_pid(),
+      PORT = sys.free_port(), SELF_SIGNED_PORT = sys.free_port(), WATCH_PID = sys.own_pid(),
       CPATH = build .. "/?.so", TOKEN = mock.token, MOCK_URL = mock.url, TLS_URL = tls_mock.url, CA = certs.ca,
       SELF_SIGNED_CERT = certs.self_signed.cert, SELF_SIGNED_KEY = certs.self_signed.key,
     }
@@ -176,7 +114,7 @@ describe("resty transport in nginx #nginx #novalgrind", function()
     if mock then mock:stop() end
     if tls_mock then tls_mock:stop() end
     if certs then certs:cleanup() end
-    assert(not alive(pid), "the test nginx is still running")
+    assert(not sys.process_alive(pid), "the test nginx is still running")
   end)
 
   before_each(function()
@@ -318,7 +256,7 @@ describe("resty transport in nginx #nginx #novalgrind", function()
     local status, body = get(app.port, "/log-phase?id=1")
     assert.are.equal(200, status)
     assert.are.equal("logged\n", body)
-    assert.is_true(wait_for(function() return error_log(app):find("cometkey-spec timer: ", 1, true) end, 5),
+    assert.is_true(sys.wait_for(function() return error_log(app):find("cometkey-spec timer: ", 1, true) end, 5),
       "the timer did not report")
     local log = error_log(app)
     assert.matches("cometkey-spec log phase: cometkey: GET /api/token/1: network error: cosockets are not "
@@ -333,9 +271,7 @@ describe("resty transport in nginx #nginx #novalgrind", function()
     local conf, n = assert(read_file(REPO .. "/examples/openresty/nginx.conf"))
       :gsub("\npid [^;\n]+;", "\npid " .. app.dir .. "/example.pid;")
     assert.are.equal(1, n)
-    local f = assert(io.open(app.dir .. "/example.conf", "wb"))
-    f:write(conf)
-    f:close()
+    sys.write_file(app.dir .. "/example.conf", conf)
     local out = capture("nginx -t -q -p " .. shell_quote(REPO) .. " -c " .. shell_quote(app.dir .. "/example.conf")
       .. " 2>&1; echo \"exit=$?\"")
     assert.matches("exit=0%s*$", out)

@@ -4,6 +4,7 @@
 local root = (arg and arg[0] or ""):match("^(.*)/tools/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. package.path
 local mock = dofile(root .. "/spec/support/mock.lua")
+local sys = dofile(root .. "/spec/support/sys.lua")
 
 local build = os.getenv("CK_BUILD") or (root .. "/build/5.4")
 local now = os.time()
@@ -33,8 +34,7 @@ local ok, err = pcall(function()
   local cmd = string.format(
     "COMETAPI_ACCESS_TOKEN=%q COMETAPI_BASE_URL=%q LUA_PATH=%q LUA_CPATH=%q lua5.4 %s/examples/update.lua",
     m.token, m.url, root .. "/lua/?.lua;;", build .. "/?.so;;", root)
-  local a, _, c = os.execute(cmd)
-  if not (a == true or a == 0) or (c and c ~= 0) then error("examples/update.lua failed", 0) end
+  if not sys.execute(cmd) then error("examples/update.lua failed", 0) end
   print()
   rows(m, "Stored rows after:")
 end)

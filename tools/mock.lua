@@ -5,7 +5,7 @@
 
 local root = (arg and arg[0] or ""):match("^(.*)/tools/[^/]*$") or "."
 local mock = dofile(root .. "/spec/support/mock.lua")
-local socket = require "socket"
+local sys = dofile(root .. "/spec/support/sys.lua")
 
 local USAGE = [==[
 usage: lua5.4 tools/mock.lua [--port N] [--token T] [--masked-keys] [--require-user-header]
@@ -51,16 +51,6 @@ local function parse(args)
   return opts
 end
 
-local function alive(pid)
-  local f = io.open("/proc/" .. string.format("%d", pid) .. "/stat", "rb")
-  if not f then
-    return false
-  end
-  local stat = f:read("*a") or ""
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
 io.stdout:setvbuf("line")
 local opts = parse(arg or {})
 local ok, m = pcall(mock.start, opts)
@@ -78,8 +68,8 @@ print("Ctrl-C stops it.")
 
 -- Ctrl-C raises "interrupted!" in the loop below; nginx dying ends it too.
 local waited, err = pcall(function()
-  while alive(m.pid) do
-    socket.sleep(0.25)
+  while sys.process_alive(m.pid) do
+    sys.sleep(0.25)
   end
   error("nginx exited; error log:\n" .. m:error_log(), 0)
 end)

@@ -9,35 +9,17 @@
 --   certs.self_signed = { cert, key } -- SAN 127.0.0.1 + localhost, signed by itself
 --   certs.wrong_host  = { cert, key } -- SAN wrong.example.invalid only, signed by the CA
 --   certs:cleanup()                   -- removes the directory
+local sys = require "spec.support.sys"
+
 local M = {}
 
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local sh_quote = sys.quote
 
 local function run(cmd)
   -- openssl chatters on stderr; keep it for the failure message only.
-  local ok = os.execute(cmd .. " >/dev/null 2>>" .. sh_quote(M.log))
-  if ok ~= true and ok ~= 0 then
-    local f = io.open(M.log, "r")
-    local log = f and f:read("*a") or ""
-    if f then f:close() end
-    error("spec.support.certs: command failed: " .. cmd .. "\n" .. log, 2)
+  if not sys.execute(cmd .. " >/dev/null 2>>" .. sh_quote(M.log)) then
+    error("spec.support.certs: command failed: " .. cmd .. "\n" .. (sys.read_file(M.log) or ""), 2)
   end
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function tempdir()
-  local p = io.popen("mktemp -d /tmp/cometkey-certs.XXXXXX")
-  local dir = p:read("*l")
-  p:close()
-  assert(dir and dir ~= "", "spec.support.certs: mktemp -d failed")
-  return dir
 end
 
 -- An EC P-256 key (fast to make) at path.
@@ -50,7 +32,7 @@ local function leaf(dir, name, cn, san, ca)
   local key, cert = dir .. "/" .. name .. ".key", dir .. "/" .. name .. ".crt"
   local csr, ext = dir .. "/" .. name .. ".csr", dir .. "/" .. name .. ".ext"
   new_key(key)
-  write(ext, table.concat({
+  sys.write_file(ext, table.concat({
     "basicConstraints = critical, CA:FALSE",
     "keyUsage = critical, digitalSignature, keyEncipherment",
     "extendedKeyUsage = serverAuth",
@@ -74,14 +56,14 @@ Certs.__index = Certs
 
 function Certs:cleanup()
   if self.dir then
-    os.execute("rm -rf " .. sh_quote(self.dir))
+    sys.remove_dir(self.dir)
     self.dir = nil
   end
 end
 
 --- generate() --> certs (see the header); raises when openssl fails
 function M.generate()
-  local dir = tempdir()
+  local dir = sys.temp_dir("cometkey-certs")
   M.log = dir .. "/openssl.log"
   local ca = { cert = dir .. "/ca.crt", key = dir .. "/ca.key" }
   new_key(ca.key)

@@ -2,13 +2,13 @@
 -- one mock server per spec file, a client factory that closes its clients after each test,
 -- readers of the mock's request log, a diff of two stored rows, seeding and timing.
 --
---   local env = helpers.mock_env()
---   lazy_setup(env.start); lazy_teardown(env.stop); before_each(env.reset); after_each(env.cleanup)
+--   local env = helpers.use_mock_env()   -- at the top of the spec file: registers the hooks
 --   it("...", function() local c = env.client{ retries = 0 }; ... env.m:key(1) ... end)
 local mock = require "spec.support.mock"
+local sys = require "spec.support.sys"
 local cometkey = require "cometkey"
 local cjson = require "cjson.safe"
-local socket = require "socket"
+local busted = require "busted"
 
 local H = {}
 
@@ -32,6 +32,18 @@ function H.mock_env(start_opts)
     env.clients[c] = true
     return c
   end
+  return env
+end
+
+--- use_mock_env([start_opts]) --> mock_env(start_opts) with its hooks registered in the
+-- enclosing block: the mock starts before its first test and stops after its last; each test
+-- starts from the mock's reset state, and the clients it made are closed after it
+function H.use_mock_env(start_opts)
+  local env = H.mock_env(start_opts)
+  busted.lazy_setup(env.start)
+  busted.lazy_teardown(env.stop)
+  busted.before_each(env.reset)
+  busted.after_each(env.cleanup)
   return env
 end
 
@@ -96,15 +108,15 @@ function H.seed(n, make)
 end
 
 --- now() --> wall-clock seconds with sub-second precision
-H.now = socket.gettime
+H.now = sys.now
 
 --- timed(fn, ...) --> elapsed seconds, fn's results (packed)
 local function pack(...) return { n = select("#", ...), ... } end
 
 function H.timed(fn, ...)
-  local t0 = socket.gettime()
+  local t0 = sys.now()
   local r = pack(fn(...))
-  return socket.gettime() - t0, r
+  return sys.now() - t0, r
 end
 
 --- raises(fn) --> the error message fn raised (fails the test when it returns)
@@ -115,12 +127,7 @@ function H.raises(fn)
 end
 
 --- closed_port() --> a loopback port nothing listens on (bound then released)
-function H.closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+H.closed_port = sys.free_port
 
 --- one_line(s) --> true when s is a non-empty string without line breaks
 function H.one_line(s)

@@ -20,6 +20,9 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson.safe"
 
+local SOURCE = debug.getinfo(1, "S").source
+local sys = dofile((SOURCE:match("^@(.*/)") or "./") .. "sys.lua")
+
 local mock = {}
 
 mock.DEFAULT_TOKEN = "mock-token-0123456789abcdef"
@@ -28,101 +31,20 @@ mock.OTHER_TOKEN = "mock-token-other-user"
 local START_TIMEOUT = 5
 local STOP_TIMEOUT = 5
 
--- ------------------------------------------------------------------ files and processes
+-- ------------------------------------------------------------------ nginx
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- os.execute returns a number on 5.1 and true/nil, "exit", code on 5.2+.
-local function execute(cmd)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then
-    return a == 0
-  end
-  return a == true and (code == nil or code == 0)
-end
-
-local function capture(cmd)
-  local p = io.popen(cmd)
-  if not p then
-    return ""
-  end
-  local out = p:read("*a") or ""
-  p:close()
-  return out
-end
-
--- Absolute directory of this file (specs run from the repository root).
-local function support_dir()
-  local src = debug.getinfo(1, "S").source
-  local dir = src:match("^@(.*)/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    local cwd = os.getenv("PWD")
-    if not cwd or not file_exists(cwd .. "/" .. dir .. "/mock/server.lua") then
-      cwd = capture("pwd"):gsub("%s+$", "")
-    end
-    dir = cwd .. "/" .. dir
-  end
-  dir = dir:gsub("/%./", "/"):gsub("/%.$", "")
-  return dir
-end
-
-local SUPPORT_DIR = support_dir()
-local MOCK_DIR = SUPPORT_DIR .. "/mock"
+local MOCK_DIR = sys.dir_of(SOURCE) .. "/mock"
 local json = dofile(MOCK_DIR .. "/json.lua")
 
 mock.null = json.null
 mock.json = json
-
-local function process_alive(pid)
-  local stat = pid and read_file("/proc/" .. string.format("%d", pid) .. "/stat")
-  if not stat then
-    return false
-  end
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
-local function own_pid()
-  local stat = read_file("/proc/self/stat")
-  return stat and tonumber(stat:match("^(%d+)"))
-end
-
-local function is_root()
-  return capture("id -u"):match("^%s*0%s*$") ~= nil
-end
 
 local function nginx_binary()
   local env = os.getenv("COMETKEY_NGINX")
   if env and env ~= "" then
     return env
   end
-  if file_exists("/usr/sbin/nginx") then
+  if sys.file_exists("/usr/sbin/nginx") then
     return "/usr/sbin/nginx"
   end
   return "nginx"
@@ -131,41 +53,12 @@ end
 -- lua_package_cpath for nginx's LuaJIT: every directory holding Lua 5.1 C modules (cjson).
 local function nginx_cpath()
   local out = {}
-  local dirs = capture("ls -d /usr/lib/*/lua/5.1 /usr/local/lib/lua/5.1 /usr/lib/lua/5.1 2>/dev/null")
+  local dirs = sys.capture("ls -d /usr/lib/*/lua/5.1 /usr/local/lib/lua/5.1 /usr/lib/lua/5.1 2>/dev/null")
   for dir in dirs:gmatch("[^\n]+") do
     out[#out + 1] = dir .. "/?.so"
   end
   out[#out + 1] = ""
   return table.concat(out, ";") .. ";"
-end
-
-local function free_port()
-  local server = assert(socket.bind("127.0.0.1", 0))
-  local _, port = server:getsockname()
-  server:close()
-  return tonumber(port)
-end
-
-local function port_answers(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
-
-local function make_temp_dir()
-  local dir = capture("mktemp -d /tmp/cometkey-mock.XXXXXXXX"):gsub("%s+$", "")
-  if not dir:match("^/tmp/cometkey%-mock%.") then
-    error("mock: cannot create a temporary directory", 3)
-  end
-  return dir
-end
-
-local function remove_dir(dir)
-  if dir and dir:match("^/tmp/cometkey%-mock%.[%w]+$") then
-    execute("rm -rf " .. shell_quote(dir))
-  end
 end
 
 -- ------------------------------------------------------------------ JSON helpers
@@ -232,9 +125,9 @@ local function check_options(opts)
 end
 
 local function render_conf(self, port, admin_port, opts)
-  local template = assert(read_file(MOCK_DIR .. "/nginx.conf"), "mock: nginx.conf template missing")
+  local template = assert(sys.read_file(MOCK_DIR .. "/nginx.conf"), "mock: nginx.conf template missing")
   local values = {
-    USER = is_root() and "user root root;" or "",
+    USER = sys.is_root() and "user root root;" or "",
     DAEMON = "on",
     PREFIX = self.dir,
     LOG_LEVEL = opts.log_level or "notice",
@@ -262,52 +155,38 @@ local function write_settings(self, opts)
   local settings = {
     config = config,
     keys = opts.keys and array_of(opts.keys) or json.null,
-    watch_pid = opts.watch ~= false and own_pid() or json.null,
+    watch_pid = opts.watch ~= false and sys.own_pid() or json.null,
     prefix = self.dir,
   }
-  write_file(self.dir .. "/settings.json", json.encode(settings))
+  sys.write_file(self.dir .. "/settings.json", json.encode(settings))
 end
 
 local function startup_log(dir)
-  return (read_file(dir .. "/error.log") or "") .. (read_file(dir .. "/startup.log") or "")
+  return (sys.read_file(dir .. "/error.log") or "") .. (sys.read_file(dir .. "/startup.log") or "")
 end
 
 local function master_pid(dir)
-  return tonumber((read_file(dir .. "/nginx.pid") or ""):match("%d+"))
-end
-
-local function kill_and_wait(pid)
-  if not process_alive(pid) then
-    return
-  end
-  execute("kill -TERM " .. string.format("%d", pid) .. " 2>/dev/null")
-  local deadline = socket.gettime() + STOP_TIMEOUT
-  while process_alive(pid) and socket.gettime() < deadline do
-    socket.sleep(0.01)
-  end
-  if process_alive(pid) then
-    execute("kill -KILL " .. string.format("%d", pid) .. " 2>/dev/null")
-  end
+  return tonumber((sys.read_file(dir .. "/nginx.pid") or ""):match("%d+"))
 end
 
 local function launch(self, opts)
   local attempts = opts.port and 1 or 5
   local last_log = ""
   for _ = 1, attempts do
-    local port = opts.port or free_port()
-    local admin_port = opts.tls and free_port() or nil
+    local port = opts.port or sys.free_port()
+    local admin_port = opts.tls and sys.free_port() or nil
     write_settings(self, opts)
-    write_file(self.dir .. "/nginx.conf", render_conf(self, port, admin_port, opts))
-    write_file(self.dir .. "/error.log", "")
-    local cmd = shell_quote(opts.nginx or nginx_binary()) .. " -p " .. shell_quote(self.dir)
-      .. " -c " .. shell_quote(self.dir .. "/nginx.conf") .. " -e " .. shell_quote(self.dir .. "/error.log")
-      .. " >" .. shell_quote(self.dir .. "/startup.log") .. " 2>&1"
-    if execute(cmd) then
+    sys.write_file(self.dir .. "/nginx.conf", render_conf(self, port, admin_port, opts))
+    sys.write_file(self.dir .. "/error.log", "")
+    local q = sys.quote
+    local cmd = q(opts.nginx or nginx_binary()) .. " -p " .. q(self.dir) .. " -c " .. q(self.dir .. "/nginx.conf")
+      .. " -e " .. q(self.dir .. "/error.log") .. " >" .. q(self.dir .. "/startup.log") .. " 2>&1"
+    if sys.execute(cmd) then
       -- The daemonised master writes its pid file shortly after `nginx` returns.
-      local deadline = socket.gettime() + START_TIMEOUT
-      while socket.gettime() < deadline do
+      local deadline = sys.now() + START_TIMEOUT
+      while sys.now() < deadline do
         self.pid = self.pid or master_pid(self.dir)
-        if self.pid and port_answers(port) and (not admin_port or port_answers(admin_port)) then
+        if self.pid and sys.port_answers(port) and (not admin_port or sys.port_answers(admin_port)) then
           self.port = port
           self.url = (opts.tls and "https" or "http") .. "://127.0.0.1:" .. port
           self.admin_url = admin_port and ("http://127.0.0.1:" .. admin_port) or self.url
@@ -319,13 +198,13 @@ local function launch(self, opts)
           live[self] = true
           return self
         end
-        if self.pid and not process_alive(self.pid) then
+        if self.pid and not sys.process_alive(self.pid) then
           break
         end
-        socket.sleep(0.01)
+        sys.sleep(0.01)
       end
       last_log = startup_log(self.dir)
-      kill_and_wait(self.pid or master_pid(self.dir))
+      sys.stop_process(self.pid or master_pid(self.dir), STOP_TIMEOUT)
       return nil, "mock: nginx did not answer on 127.0.0.1:" .. port .. " within " .. START_TIMEOUT
         .. " s; nginx error log:\n" .. last_log
     end
@@ -342,12 +221,12 @@ function mock.start(opts)
   opts = opts or {}
   check_options(opts)
   local self = setmetatable({}, Mock)
-  self.dir = make_temp_dir()
+  self.dir = sys.temp_dir("cometkey-mock")
   local ok, result, err = pcall(launch, self, opts)
   if ok and result then
     return result
   end
-  remove_dir(self.dir)
+  sys.remove_dir(self.dir)
   error(ok and err or ("mock: " .. tostring(result)), 2)
 end
 
@@ -358,15 +237,15 @@ function Mock:stop()
   end
   self.stopped = true
   live[self] = nil
-  kill_and_wait(self.pid)
-  remove_dir(self.dir)
+  sys.stop_process(self.pid, STOP_TIMEOUT)
+  sys.remove_dir(self.dir)
 end
 
 Mock.__close = Mock.stop
 
 -- Text of nginx's error log (Lua errors of the mock land there).
 function Mock:error_log()
-  return read_file(self.dir .. "/error.log") or ""
+  return sys.read_file(self.dir .. "/error.log") or ""
 end
 
 local function request(url, method, body, headers)

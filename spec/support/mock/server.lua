@@ -6,6 +6,7 @@
 
 local cjson = require "cjson.safe"
 local json = require "json"
+local sys = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../sys.lua")
 
 local M = {}
 
@@ -700,32 +701,34 @@ function handlers.search(ctx)
   return ok(page_object(page, size, #matched, records(slice(matched, offset, limit))))
 end
 
-function handlers.get(ctx)
+-- The caller's live row named by the path's :id, or nil and the server's refusal.
+local function param_row(ctx)
   local id, err = go_atoi(ctx.param)
   if not id then
-    return fail(err)
+    return nil, fail(err)
   end
   if id == 0 then
-    return fail(MSG_ID_EMPTY)
+    return nil, fail(MSG_ID_EMPTY)
   end
   local row = find_row(id, ctx.user_id)
   if not row then
-    return fail(MSG_NOT_FOUND)
+    return nil, fail(MSG_NOT_FOUND)
+  end
+  return row
+end
+
+function handlers.get(ctx)
+  local row, refusal = param_row(ctx)
+  if not row then
+    return refusal
   end
   return ok(record(row, config.masked_keys))
 end
 
 function handlers.reveal(ctx)
-  local id, err = go_atoi(ctx.param)
-  if not id then
-    return fail(err)
-  end
-  if id == 0 then
-    return fail(MSG_ID_EMPTY)
-  end
-  local row = find_row(id, ctx.user_id)
+  local row, refusal = param_row(ctx)
   if not row then
-    return fail(MSG_NOT_FOUND)
+    return refusal
   end
   return ok(json.ordered({ key = row.key }, { "key" }))
 end
@@ -745,14 +748,24 @@ local function check_name_and_quota(token)
   return nil
 end
 
-function handlers.create(ctx)
+-- The request body as a model.Token that passes the name and quota checks, or nil and the
+-- server's refusal.
+local function body_token(ctx)
   local token, err = decode_token(ctx.body)
   if not token then
-    return fail(err)
+    return nil, fail(err)
   end
   err = check_name_and_quota(token)
   if err then
-    return fail(err)
+    return nil, fail(err)
+  end
+  return token
+end
+
+function handlers.create(ctx)
+  local token, refusal = body_token(ctx)
+  if not token then
+    return refusal
   end
   if #user_rows(ctx.user_id) >= config.max_tokens then
     return fail(string.format(MSG_TOKEN_CAP, config.max_tokens))
@@ -777,13 +790,9 @@ end
 
 function handlers.update(ctx)
   local status_only = first_value(ctx.args.status_only)
-  local token, err = decode_token(ctx.body)
+  local token, refusal = body_token(ctx)
   if not token then
-    return fail(err)
-  end
-  err = check_name_and_quota(token)
-  if err then
-    return fail(err)
+    return refusal
   end
   if token.id == 0 then
     return fail(MSG_ID_EMPTY)
@@ -1188,13 +1197,7 @@ local function read_body()
   local body = ngx.req.get_body_data()
   if body == nil then
     local path = ngx.req.get_body_file()
-    if path then
-      local f = io.open(path, "rb")
-      if f then
-        body = f:read("*a")
-        f:close()
-      end
-    end
+    body = path and sys.read_file(path)
   end
   return body
 end
@@ -1452,9 +1455,7 @@ local bench_body
 
 -- init_by_lua: reads the launcher's JSON settings file.
 function M.init(path)
-  local f = assert(io.open(path, "rb"))
-  local settings = assert(cjson.decode(f:read("*a")), "mock: bad settings file " .. path)
-  f:close()
+  local settings = assert(cjson.decode(assert(sys.read_file(path))), "mock: bad settings file " .. path)
   local cfg = copy(CONFIG_DEFAULTS)
   assert(apply_config(cfg, settings.config or {}))
   start = { config = cfg, keys = settings.keys ~= null and settings.keys or nil,
@@ -1470,16 +1471,6 @@ function M.init(path)
   }, false), true))
 end
 
-local function parent_gone(pid)
-  local f = io.open("/proc/" .. string.format("%d", pid) .. "/stat", "rb")
-  if not f then
-    return true
-  end
-  local stat = f:read("*a") or ""
-  f:close()
-  return stat:match("^%d+ %b() (%a)") == "Z"
-end
-
 -- init_worker_by_lua: seeds randomness; stops nginx when the launching process is gone.
 function M.init_worker()
   math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
@@ -1488,17 +1479,12 @@ function M.init_worker()
     return
   end
   ngx.timer.every(0.5, function(premature)
-    if premature or not parent_gone(pid) then
+    if premature or sys.process_alive(pid) then
       return
     end
-    local prefix = ngx.config.prefix()
-    local pf = io.open(prefix .. "/nginx.pid", "rb")
-    local master = pf and tonumber(pf:read("*l"))
-    if pf then
-      pf:close()
-    end
+    local master = tonumber((sys.read_file(ngx.config.prefix() .. "/nginx.pid") or ""):match("%d+"))
     if start.prefix and start.prefix:match("^/tmp/cometkey%-mock%.") then
-      os.execute("rm -rf '" .. start.prefix .. "'")
+      sys.remove_dir(start.prefix)
     end
     if master then
       os.execute("kill -TERM " .. string.format("%d", master))

@@ -8,17 +8,7 @@
 local vim = vim
 local uv = vim.loop
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local input = vim.json.decode(assert(read_file(assert(os.getenv("CK_NVIM_INPUT"), "CK_NVIM_INPUT not set"))))
-package.path = input.repo .. "/lua/?.lua;" .. input.repo .. "/lua/?/init.lua;" .. package.path
-package.cpath = (input.build or (input.repo .. "/build/luajit")) .. "/?.so;" .. package.cpath
+local input, sys = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "input.lua")
 uv.os_setenv("COMETAPI_ACCESS_TOKEN", input.token)
 uv.os_setenv("COMETAPI_BASE_URL", input.url)
 
@@ -30,9 +20,7 @@ local function finish(err)
   done = true
   result.ok = err == nil
   result.error = err
-  local f = assert(io.open(input.plugin_result, "wb"))
-  f:write(vim.json.encode(result))
-  f:close()
+  sys.write_file(input.plugin_result, vim.json.encode(result))
   vim.cmd("qa!")
 end
 

@@ -10,17 +10,7 @@
 local vim = vim
 local uv = vim.loop
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local input = vim.json.decode(assert(read_file(assert(os.getenv("CK_NVIM_INPUT"), "CK_NVIM_INPUT not set"))))
-package.path = input.repo .. "/lua/?.lua;" .. input.repo .. "/lua/?/init.lua;" .. package.path
-package.cpath = (input.build or (input.repo .. "/build/luajit")) .. "/?.so;" .. package.cpath
+local input, sys = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "input.lua")
 
 local result = { steps = {}, pid = uv.os_getpid(), spawned = {} }
 
@@ -82,9 +72,7 @@ local function finish(err)
   result.curl_module_loaded = package.loaded["cometkey.curl"] ~= nil
   result.ticks_total = ticks
   result.keys_total = keys
-  local f = assert(io.open(input.result, "wb"))
-  f:write(table.concat(encode(result, {})))
-  f:close()
+  sys.write_file(input.result, table.concat(encode(result, {})))
   vim.cmd("qa!")
 end
 
@@ -140,14 +128,14 @@ local function scan_processes(seen)
     local name = uv.fs_scandir_next(dir)
     if not name then break end
     if name:match("^%d+$") then
-      local cmdline = read_file("/proc/" .. name .. "/cmdline")
+      local cmdline = sys.read_file("/proc/" .. name .. "/cmdline")
       if cmdline and cmdline:find(input.token, 1, true) then
         seen.token_in_cmdline = true
         local shown = cmdline:gsub("%z", " "):gsub(input.token:gsub("%p", "%%%0"), "<TOKEN>")
         seen.token_cmdlines = seen.token_cmdlines or {}
         seen.token_cmdlines[#seen.token_cmdlines + 1] = name .. ": " .. shown
       end
-      local stat = read_file("/proc/" .. name .. "/stat")
+      local stat = sys.read_file("/proc/" .. name .. "/stat")
       local comm, ppid
       if stat then comm, ppid = stat:match("^%d+ %((.-)%) %a (%d+)") end
       if comm == "curl" and ppid == me and cmdline then
