@@ -52,6 +52,8 @@ static int ck_collect_string(lua_State *L, int idx, int style, ck_entry **out, s
 
     while (ck_list_next(s, len, &pos, &start, &elen))
         n++;
+    if (n > (size_t)-1 / sizeof *e) /* a 32-bit size_t and a string of gigabytes */
+        return luaL_error(L, "cometkey: out of memory");
     e = (ck_entry *)ck_newuserdata(L, (n > 0 ? n : 1) * sizeof *e);
     pos = 0;
     while (ck_list_next(s, len, &pos, &start, &elen)) {
@@ -87,6 +89,8 @@ static int ck_collect_array(lua_State *L, int idx, int style, ck_entry **out, si
                  "non-array keys");
         return 0;
     }
+    if (n > (size_t)-1 / sizeof *e)
+        return luaL_error(L, "cometkey: out of memory");
     e = (ck_entry *)ck_newuserdata(L, (n > 0 ? n : 1) * sizeof *e);
     for (i = 1; i <= n; i++) {
         size_t len, a, b;

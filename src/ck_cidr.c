@@ -864,7 +864,9 @@ ck_matcher *ck_matcher_new(const ck_entry *e, size_t n)
     unsigned skip4 = 32, skip6 = 128, bits4, bits6;
     char *p;
 
-    if (n > 0xffffffffu / 2) /* bucket starts are 32-bit */
+    /* bucket starts are 32-bit; and 2 * n ranges of 32 bytes (plus the
+     * header and index) must not overflow size_t where it is 32-bit */
+    if (n > 0xffffffffu / 2 || n > (size_t)-1 / 128)
         return NULL;
     for (i = 0; i < n; i++) {
         if (e[i].kind == CK_ENTRY_NET4 || ck_is_v4_mapped(e[i].addr))

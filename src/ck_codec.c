@@ -1001,22 +1001,21 @@ static int is_refusal(answer *a)
     return r;
 }
 
-/* Reads res.<key> as an optional string; raises when it is something else. */
+/*
+ * Reads res.<key> as an optional string, left on the stack (nil or the string:
+ * a metamethod may have made it, so only the stack keeps it alive); raises
+ * when it is something else.
+ */
 static const char *opt_string(lua_State *L, int t, const char *key, const char *where)
 {
-    const char *s;
     lua_getfield(L, t, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (lua_isnil(L, -1))
         return NULL;
-    }
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_argerror(L, 2,
                       lua_pushfstring(L, "%s.%s must be a string (got %s)", where, key,
                                       luaL_typename(L, -1)));
-    s = lua_tostring(L, -1);
-    lua_pop(L, 1); /* still referenced by the table */
-    return s;
+    return lua_tostring(L, -1);
 }
 
 /* core.response(op, res) -> value | nil, message, info */
@@ -1069,7 +1068,8 @@ static int l_response(lua_State *L)
     {
         const char *s = lua_tolstring(L, -1, &len);
         push_clean(L, s, len, CK_TEXT_MAX);
-        lua_replace(L, -2);
+        lua_replace(L, 5); /* the label takes res.request's slot */
+        lua_settop(L, 5);  /* method, path and the raw label go */
     }
     a.label = lua_gettop(L);
 

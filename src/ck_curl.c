@@ -29,6 +29,7 @@
 #define CK_MAX_POOL 256                     /* easy handles the multi pool may hold */
 #define CK_SHRINK_ABOVE (256u * 1024u)      /* buffers larger than this are freed per request */
 #define CK_MIN_REDACT_LEN 4                 /* header values this long are kept out of messages */
+#define CK_STACK_NEEDED 40                  /* Lua stack slots perform and multi_wait may use */
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -120,7 +121,6 @@ typedef struct ck_xfer {
     ck_buf body;                /* request body (when has_body) */
     int has_body;
     ck_buf where; /* "METHOD /path" for messages (no query, no credentials) */
-    ck_buf line;  /* scratch for one header line */
     ck_buf resp_body;
     ck_buf resp_headers;
     size_t max_body;
@@ -282,7 +282,6 @@ static void ck_xfer_release(ck_xfer *x)
     x->headers = NULL;
     ck_buf_free(&x->body);
     ck_buf_free(&x->where);
-    ck_buf_free(&x->line);
     ck_buf_free(&x->resp_body);
     ck_buf_free(&x->resp_headers);
 }
@@ -302,22 +301,26 @@ static ck_client *ck_check_open(lua_State *L)
     return c;
 }
 
+/*
+ * Releases the handles, the token and every buffer. Idempotent, and complete
+ * each time: Lua code (a metamethod, a finalizer) may run while a method
+ * holds an ck_xfer, close the client, and let that method allocate again
+ * before it notices; a later close or __gc frees that too. The ck_xfer
+ * structs and the pool array themselves stay until __gc, so a method that
+ * holds one never touches freed memory.
+ */
 static void ck_client_close(ck_client *c)
 {
     size_t i;
-    if (c->closed)
-        return;
     c->closed = 1;
     for (i = 0; i < c->pool_len; i++) {
         ck_xfer *x = c->pool[i];
         if (x->in_multi && c->multi != NULL)
             curl_multi_remove_handle(c->multi, x->easy);
+        x->in_multi = 0;
+        x->state = CK_FREE;
         ck_xfer_release(x);
-        free(x);
     }
-    free(c->pool);
-    c->pool = NULL;
-    c->pool_len = c->pool_cap = 0;
     if (c->multi != NULL) {
         curl_multi_cleanup(c->multi);
         c->multi = NULL;
@@ -337,6 +340,20 @@ static void ck_client_close(ck_client *c)
 static int ck_meth_close(lua_State *L)
 {
     ck_client_close(ck_check_client(L));
+    return 0;
+}
+
+/* __gc: close, then free the pool (nothing can be using it any more). */
+static int ck_meth_gc(lua_State *L)
+{
+    ck_client *c = ck_check_client(L);
+    size_t i;
+    ck_client_close(c);
+    for (i = 0; i < c->pool_len; i++)
+        free(c->pool[i]);
+    free(c->pool);
+    c->pool = NULL;
+    c->pool_len = c->pool_cap = 0;
     return 0;
 }
 
@@ -516,6 +533,8 @@ static int ck_f_new(lua_State *L)
             return luaL_error(L, "cometkey: out of memory");
         memcpy(c->ca_file, ca_file, ca_len + 1);
     }
+    if (secret != NULL && secret->value == NULL) /* wiped by a finalizer the GC just ran */
+        return luaL_argerror(L, 1, "token was wiped (its client is closed)");
     if (secret != NULL) {
         static const char prefix[] = "Authorization: ";
         size_t plen = sizeof prefix - 1;
@@ -577,10 +596,12 @@ static void ck_append_line(lua_State *L, ck_xfer *x, const char *line)
 }
 
 /*
- * Validates one header pair at stack -2 (name) and -1 (value), and appends it
- * to x->headers. Raises on a programmer error; every allocation is owned by x.
+ * Validates one header pair at stack -2 (name) and -1 (value) and appends the
+ * line "Name: value" ("Name;" for an empty value, which libcurl sends as an
+ * empty header; "Name: " would drop it) to the table at lines. Raises on a
+ * programmer error. Touches no C memory.
  */
-static void ck_add_header(lua_State *L, int arg, ck_xfer *x)
+static void ck_add_header(lua_State *L, int arg, int lines, int *n)
 {
     size_t nlen, vlen, i;
     const char *name, *value;
@@ -614,14 +635,10 @@ static void ck_add_header(lua_State *L, int arg, ck_xfer *x)
             luaL_argerror(L, arg, lua_tostring(L, -1));
         }
     }
-    x->line.len = 0;
-    /* "Name;" sends an empty header; "Name: " would tell libcurl to drop it. */
-    if (!ck_buf_append(&x->line, name, nlen) ||
-        !ck_buf_append(&x->line, vlen ? ": " : ";", vlen ? 2 : 1) ||
-        !ck_buf_append(&x->line, value, vlen))
-        ck_oom(L);
-    lua_pop(L, 1);
-    ck_append_line(L, x, x->line.data);
+    /* name and value hold no NUL (checked above), so %s copies them whole */
+    lua_pushfstring(L, vlen > 0 ? "%s: %s" : "%s;", name, value);
+    lua_rawseti(L, lines, ++*n);
+    lua_pop(L, 1); /* the copy */
 }
 
 /* Appends "METHOD /path" to x->where: the URL's path only, never its query or userinfo. */
@@ -643,52 +660,58 @@ static int ck_set_where(ck_xfer *x, const char *url, size_t len)
     return ck_buf_append(&x->where, p, (size_t)(stop - p));
 }
 
+/* A request as read from Lua: the strings stay on the Lua stack. */
+typedef struct ck_request {
+    enum ck_method method;
+    long timeout_ms;
+    int body;   /* stack slot: the body string, or nil */
+    int lines;  /* stack slot: array of header lines */
+    int nlines; /* how many */
+    int url;    /* stack slot: the URL string */
+} ck_request;
+
 /*
- * Reads req (stack slot idx) into x: method, headers, body and the message
- * label; leaves the URL string on the stack top (libcurl copies it) and
- * returns the timeout in ms. Raises on programmer errors before anything is
- * sent; every allocation made is owned by x (and so by the userdata).
+ * Reads and checks req (stack slot idx) into r, leaving the body, the header
+ * lines and the URL on the stack. Raises on programmer errors before anything
+ * is sent. Lua code may run here (metamethods of req, finalizers run by the
+ * GC), which may even close the client, so this touches no C memory of the
+ * client: ck_fill_request copies r into an ck_xfer afterwards.
  */
-static long ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_xfer *x)
+static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_request *r)
 {
     size_t len, i;
     const char *s;
-    long timeout_ms = c->timeout_ms;
     int m;
 
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_getfield(L, idx, "method");
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_argerror(L, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
-    s = lua_tostring(L, -1);
+    s = lua_tolstring(L, -1, &len);
     for (m = 0; ck_method_names[m] != NULL; m++) {
-        if (strcmp(ck_method_names[m], s) == 0)
+        if (strlen(ck_method_names[m]) == len && strcmp(ck_method_names[m], s) == 0)
             break;
     }
     if (ck_method_names[m] == NULL)
         luaL_argerror(L, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
-    x->method = (enum ck_method)m;
+    r->method = (enum ck_method)m;
     lua_pop(L, 1);
 
-    ck_opt_seconds(L, idx, arg, "timeout", "req.timeout", &timeout_ms);
+    r->timeout_ms = c->timeout_ms;
+    ck_opt_seconds(L, idx, arg, "timeout", "req.timeout", &r->timeout_ms);
 
     lua_getfield(L, idx, "body");
-    ck_buf_reset(&x->body);
-    x->has_body = 0;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
+    r->body = lua_gettop(L);
+    if (!lua_isnil(L, r->body)) {
+        if (lua_type(L, r->body) != LUA_TSTRING)
             luaL_argerror(L, arg, "req.body must be a string or nil");
-        if (x->method == CK_GET)
+        if (r->method == CK_GET)
             luaL_argerror(L, arg, "req.body is not allowed with GET");
-        s = lua_tolstring(L, -1, &len);
-        if (!ck_buf_append(&x->body, s, len)) /* data is never NULL after this */
-            ck_oom(L);
-        x->has_body = 1;
     }
-    lua_pop(L, 1);
 
-    ck_slist_wipe_free(x->headers);
-    x->headers = NULL;
+    lua_newtable(L);
+    r->lines = lua_gettop(L);
+    r->nlines = 0;
     lua_getfield(L, idx, "headers");
     if (!lua_isnil(L, -1)) {
         int h = lua_gettop(L);
@@ -696,17 +719,14 @@ static long ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_xfe
             luaL_argerror(L, arg, "req.headers must be a table of name = value");
         lua_pushnil(L);
         while (lua_next(L, h) != 0) {
-            ck_add_header(L, arg, x);
+            ck_add_header(L, arg, r->lines, &r->nlines);
             lua_pop(L, 1);
         }
     }
     lua_pop(L, 1);
-    /* No "Expect: 100-continue" round trip; then the token, added by C only. */
-    ck_append_line(L, x, "Expect:");
-    if (c->auth_line != NULL)
-        ck_append_line(L, x, c->auth_line);
 
     lua_getfield(L, idx, "url");
+    r->url = lua_gettop(L);
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_argerror(L, arg, "req.url must be a string");
     s = lua_tolstring(L, -1, &len);
@@ -721,9 +741,45 @@ static long ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_xfe
         if (s[i] == '@')
             luaL_argerror(L, arg, "req.url must not contain credentials (user:password@)");
     }
+}
+
+/*
+ * Copies the request r (read by ck_read_request) into x: method, body, header
+ * list (with "Expect:" and the token, added by C only) and the message label.
+ * Runs no Lua code; raises only when out of memory, and every allocation made
+ * is owned by x (and so by the userdata).
+ */
+static void ck_fill_request(lua_State *L, ck_client *c, ck_xfer *x, const ck_request *r)
+{
+    size_t len;
+    const char *s;
+    int i;
+
+    x->method = r->method;
+    ck_buf_reset(&x->body);
+    x->has_body = 0;
+    if (lua_type(L, r->body) == LUA_TSTRING) {
+        s = lua_tolstring(L, r->body, &len);
+        if (!ck_buf_append(&x->body, s, len)) /* data is never NULL after this */
+            ck_oom(L);
+        x->has_body = 1;
+    }
+
+    ck_slist_wipe_free(x->headers);
+    x->headers = NULL;
+    for (i = 1; i <= r->nlines; i++) {
+        lua_rawgeti(L, r->lines, i); /* a string already: no conversion, no allocation */
+        ck_append_line(L, x, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    /* No "Expect: 100-continue" round trip; then the token. */
+    ck_append_line(L, x, "Expect:");
+    if (c->auth_line != NULL)
+        ck_append_line(L, x, c->auth_line);
+
+    s = lua_tolstring(L, r->url, &len);
     if (!ck_set_where(x, s, len))
         ck_oom(L);
-    return timeout_ms;
 }
 
 /* ---------------------------------------------------------------- outcomes */
@@ -781,7 +837,7 @@ static void ck_error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, si
     const char *src = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code);
     for (i = 0; src[i] != '\0' && n + 1 < size; i++) {
         unsigned char ch = (unsigned char)src[i];
-        out[n++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+        out[n++] = (ch < 0x20 || ch == 0x7f) ? ' ' : src[i];
     }
     while (n > 0 && out[n - 1] == ' ')
         n--;
@@ -884,15 +940,26 @@ static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code
         return luaL_error(L, "cometkey: out of memory");
     if (code == CURLE_OK) {
         long status = 0;
+        int body;
+        size_t n;
+        const char *h;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        /* Copied into Lua strings first: the GC may run Lua code (a finalizer)
+         * at any allocation below, which may reuse or close this handle. */
+        lua_pushlstring(L, x->resp_body.data != NULL ? x->resp_body.data : "", x->resp_body.len);
+        body = lua_gettop(L);
+        lua_pushlstring(L, x->resp_headers.data != NULL ? x->resp_headers.data : "",
+                        x->resp_headers.len);
         lua_createtable(L, 0, 3);
         lua_pushinteger(L, (lua_Integer)status);
         lua_setfield(L, -2, "status");
-        ck_push_headers(L, x->resp_headers.data != NULL ? x->resp_headers.data : "",
-                        x->resp_headers.len);
+        h = lua_tolstring(L, body + 1, &n);
+        ck_push_headers(L, h, n);
         lua_setfield(L, -2, "headers");
-        lua_pushlstring(L, x->resp_body.data != NULL ? x->resp_body.data : "", x->resp_body.len);
+        lua_pushvalue(L, body);
         lua_setfield(L, -2, "body");
+        lua_replace(L, body); /* res takes the body's slot; then drop the header copy */
+        lua_pop(L, 1);
         return 1;
     }
     if (x->too_large || x->headers_too_large || code == CURLE_FILESIZE_EXCEEDED) {
@@ -922,7 +989,8 @@ static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code
     }
     curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
     lua_pushnil(L);
-    lua_pushfstring(L, "cometkey: %s: %s: %s", x->where.data, label, text);
+    lua_pushfstring(L, "cometkey: %s: %s: %s", x->where.data != NULL ? x->where.data : "request",
+                    label, text);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, kind);
     lua_setfield(L, -2, "kind");
@@ -950,9 +1018,16 @@ static int ck_meth_perform(lua_State *L)
 {
     ck_client *c = ck_check_open(L);
     ck_xfer *x = &c->main;
-    long timeout_ms = ck_read_request(L, c, 2, 2, x);
-    CURLcode code = ck_easy_prepare(x, lua_tostring(L, -1), timeout_ms);
+    ck_request r;
+    CURLcode code;
     int nret;
+    luaL_checkstack(L, CK_STACK_NEEDED, "cometkey.curl");
+    ck_read_request(L, c, 2, 2, &r);
+    if (c->closed) /* by Lua code that ran while req was read */
+        return luaL_error(L, "cometkey: client is closed");
+    /* From here to curl_easy_perform's return, no Lua code runs. */
+    ck_fill_request(L, c, x, &r);
+    code = ck_easy_prepare(x, lua_tostring(L, r.url), r.timeout_ms);
     if (code != CURLE_OK)
         return luaL_error(L, "cometkey: libcurl rejected the request options: %s",
                           curl_easy_strerror(code));
@@ -1026,21 +1101,25 @@ static int ck_meth_multi_add(lua_State *L)
 {
     ck_client *c = ck_check_open(L);
     long long tag = 0;
-    long timeout_ms;
+    ck_request r;
     ck_xfer *x;
     CURLcode code;
     CURLMcode mc;
     if (!ck_tointeger64(L, 2, &tag))
         luaL_argerror(L, 2, "tag must be an integer");
     luaL_checktype(L, 3, LUA_TTABLE);
+    ck_read_request(L, c, 3, 3, &r);
+    if (c->closed) /* by Lua code that ran while req was read */
+        return luaL_error(L, "cometkey: client is closed");
+    /* From here to the return, no Lua code runs: the slot taken stays ours. */
     if (c->multi == NULL) {
         c->multi = curl_multi_init();
         if (c->multi == NULL)
             return luaL_error(L, "cometkey: curl_multi_init failed");
     }
     x = ck_pool_take(L, c);
-    timeout_ms = ck_read_request(L, c, 3, 3, x);
-    code = ck_easy_prepare(x, lua_tostring(L, -1), timeout_ms);
+    ck_fill_request(L, c, x, &r);
+    code = ck_easy_prepare(x, lua_tostring(L, r.url), r.timeout_ms);
     if (code != CURLE_OK)
         return luaL_error(L, "cometkey: libcurl rejected the request options: %s",
                           curl_easy_strerror(code));
@@ -1100,6 +1179,7 @@ static int ck_meth_multi_wait(lua_State *L)
     lua_Number seconds = luaL_checknumber(L, 2);
     double deadline;
     size_t done, i, n;
+    luaL_checkstack(L, CK_STACK_NEEDED, "cometkey.curl");
     if (!(seconds >= 0 && seconds <= CK_MAX_TIMEOUT_SECONDS))
         luaL_argerror(L, 2, "timeout must be a number of seconds from 0 to 2147483");
     deadline = ck_monotonic() + seconds;
@@ -1135,7 +1215,7 @@ static int ck_meth_multi_wait(lua_State *L)
             if (y->state == CK_DONE && (x == NULL || y->done_seq < x->done_seq))
                 x = y;
         }
-        if (x == NULL)
+        if (x == NULL || c->closed) /* closed by a finalizer run by the GC meanwhile */
             break;
         x->state = CK_FREE; /* reported exactly once, even if pushing raises */
         lua_createtable(L, 0, 3);
@@ -1231,7 +1311,7 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
         lua_newtable(L);
         ck_setfuncs(L, methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, ck_meth_close);
+        lua_pushcfunction(L, ck_meth_gc);
         lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
         lua_pushcfunction(L, ck_meth_close);

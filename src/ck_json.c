@@ -1,9 +1,9 @@
 /*
  * ck_json.c - wire JSON codec of cometkey.core on libjansson: JSON text ->
  * Lua values (ck_json_decode) and Lua values -> compact JSON text with sorted
- * keys (ck_json_encode), integers exact to 64 bits. Every jansson tree and
- * every malloc'd dump is owned by a "box" userdata with __gc while Lua runs,
- * so an error raised by Lua (out of memory) cannot leak it.
+ * keys (ck_json_encode), integers exact to 64 bits. Every jansson tree is
+ * owned by a "box" userdata with __gc while Lua runs, so an error raised by
+ * Lua (out of memory) cannot leak it; the dump goes into Lua-owned memory.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -25,17 +25,12 @@
 /* Owns what C allocated while Lua may raise; freed by release or by __gc. */
 typedef struct json_box {
     json_t *json;
-    char *text;               /* json_dumps output */
-    json_free_t release_text; /* the jansson free function current when text was made */
 } json_box;
 
 static void box_release(json_box *box)
 {
     json_decref(box->json); /* NULL-safe */
-    if (box->text != NULL)
-        box->release_text(box->text);
     box->json = NULL;
-    box->text = NULL;
 }
 
 static int box_gc(lua_State *L)
@@ -49,8 +44,6 @@ static json_box *push_box(lua_State *L)
 {
     json_box *box = (json_box *)ck_newuserdata(L, sizeof *box);
     box->json = NULL;
-    box->text = NULL;
-    box->release_text = NULL;
     lua_getfield(L, LUA_REGISTRYINDEX, BOX_METATABLE);
     if (lua_isnil(L, -1)) {
         /* Registered only once complete: an out-of-memory error half-way
@@ -303,10 +296,9 @@ static int decode_container_check(dec_state *d, int level)
         msg_fmt(d->msg, "JSON nested deeper than %d levels", CK_JSON_MAX_DEPTH);
         return 0;
     }
-    if (!lua_checkstack(d->L, 4)) {
-        msg_str(d->msg, "JSON document too deep for the Lua stack");
-        return 0;
-    }
+    /* Raises (the box owns the tree): at this depth only a failed allocation
+     * can make it fail, and that must not read as a bad document. */
+    luaL_checkstack(d->L, 4, "JSON decode");
     return 1;
 }
 
@@ -512,17 +504,16 @@ int ck_json_decode(lua_State *L, const char *text, size_t len, int flags, char *
         msg_str(&msg, "JSON empty input");
         return 0;
     }
-    if (!lua_checkstack(L, 4)) {
-        msg_str(&msg, "JSON document too deep for the Lua stack");
-        return 0;
-    }
+    luaL_checkstack(L, 4, "JSON decode"); /* raises before anything is held */
     box = push_box(L);
+    memset(&jerr, 0, sizeof jerr);
     box->json = json_loadb(text, len, LOAD_FLAGS, &jerr);
     if (box->json == NULL) {
         lua_settop(L, base);
-        /* jansson reports some allocation failures with no code and no text */
-        if (json_error_code(&jerr) == json_error_out_of_memory ||
-            (json_error_code(&jerr) == json_error_unknown && jerr.text[0] == '\0'))
+        /* Every parse error comes with a text. jansson reports some allocation
+         * failures (json_object() in the parser, say) with none, leaving the
+         * code byte as it was: it is not read then. */
+        if (jerr.text[0] == '\0' || json_error_code(&jerr) == json_error_out_of_memory)
             return luaL_error(L, "not enough memory");
         describe_load_error(&msg, text, len, &jerr);
         msg_finish(&msg);
@@ -716,7 +707,7 @@ static int encode_table(enc_state *e, int idx, int level, json_t *parent, const 
     const void *self = lua_topointer(L, idx);
     json_t *container;
     size_t i, n;
-    int is_array, j;
+    int is_array = 0, j;
 
     for (j = 0; j < level - 1; j++)
         if (e->open_tables[j] == self)
@@ -727,10 +718,7 @@ static int encode_table(enc_state *e, int idx, int level, json_t *parent, const 
         msg_path(e->msg, &e->path);
         return 0;
     }
-    if (!lua_checkstack(L, 6)) {
-        msg_str(e->msg, "JSON value too deep for the Lua stack");
-        return 0;
-    }
+    luaL_checkstack(L, 6, "JSON encode"); /* as in decode: the box owns the tree */
     if (!classify_table(e, idx, &is_array, &n))
         return 0;
     container = is_array ? json_array() : json_object();
@@ -806,10 +794,7 @@ int ck_json_encode(lua_State *L, int idx, char *err, size_t errlen)
     if (idx < 0 && idx > LUA_REGISTRYINDEX)
         idx = base + idx + 1;
     msg_init(&msg, err, errlen);
-    if (!lua_checkstack(L, 8)) {
-        msg_str(&msg, "JSON value too deep for the Lua stack");
-        return 0;
-    }
+    luaL_checkstack(L, 8, "JSON encode"); /* raises before anything is held */
     e.L = L;
     e.box = push_box(L);
     e.path.len = 0;
@@ -817,13 +802,20 @@ int ck_json_encode(lua_State *L, int idx, char *err, size_t errlen)
     e.msg = &msg;
     ok = encode_value(&e, idx, 1, NULL, NULL, 0);
     if (ok) {
-        json_malloc_t unused;
-        json_get_alloc_funcs(&unused, &e.box->release_text);
-        e.box->text = json_dumps(e.box->json, DUMP_FLAGS);
-        if (e.box->text == NULL)
+        /*
+         * Measured, then written into a buffer of that size, owned by Lua: the
+         * output callback of json_dumpb cannot fail. json_dumps could: when its
+         * buffer fails to grow inside an object key, jansson ignores the error
+         * and goes on, and a later write that succeeds gives valid JSON with a
+         * key cut short. Both passes fail (0) only when jansson's own
+         * allocations (key sorting, cycle check) do.
+         */
+        size_t need = json_dumpb(e.box->json, NULL, 0, DUMP_FLAGS);
+        char *text = need > 0 ? (char *)ck_newuserdata(L, need) : NULL; /* may raise */
+        if (text == NULL || json_dumpb(e.box->json, text, need, DUMP_FLAGS) != need)
             e.out_of_memory = 1;
         else
-            lua_pushstring(L, e.box->text); /* may raise: the box still owns the text */
+            lua_pushlstring(L, text, need);
     }
     box_release(e.box);
     if (!ok || e.out_of_memory) {
@@ -833,7 +825,8 @@ int ck_json_encode(lua_State *L, int idx, char *err, size_t errlen)
         msg_finish(&msg);
         return 0;
     }
-    lua_remove(L, base + 1); /* the box, now empty */
+    lua_replace(L, base + 1); /* the text takes the box's slot; the buffer goes */
+    lua_settop(L, base + 1);
     return 1;
 }
 

@@ -93,6 +93,9 @@ static int ck_secret_redact(lua_State *L)
     }
     luaL_buffinit(L, &b);
     while (i < end) {
+        /* The buffer may run the GC, and a finalizer may wipe the token. */
+        if (s->value == NULL)
+            return luaL_error(L, "cometkey: the token was wiped during redact");
         if (end - i >= s->len && memcmp(text + i, s->value, s->len) == 0) {
             luaL_addstring(&b, "<redacted>");
             i += s->len;
