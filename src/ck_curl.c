@@ -207,6 +207,9 @@ static CURLcode ck_easy_configure(ck_client *c, ck_xfer *x)
     CK_SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
     CK_SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+    /* Proxies from the environment apply, but never to loopback: a local server
+     * (the mock, a sidecar) is reached directly, with the token kept on the host. */
+    CK_SET(CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
     CK_SET(CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
     CK_SET(CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
     if (c->ca_file != NULL)

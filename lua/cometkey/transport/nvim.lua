@@ -102,6 +102,7 @@ local function build_config(self, req)
     "globoff", "path-as-is",      -- send the URL exactly: no [] globbing, no /../ squashing
     "no-location",                -- never follow a redirect (the token must not travel elsewhere)
     'proto = "=http,https"',
+    'noproxy = "localhost,127.0.0.1,::1"', -- environment proxies, but never for loopback
     'dump-header = "-"',          -- every header block on stdout, before the body
     "write-out = " .. quote(TRAILER),
     "max-filesize = " .. format("%d", self.max_body),
