@@ -6,7 +6,6 @@ local options = require "cometkey.options"
 local Client = require "cometkey.client"
 
 local error, type = error, type
-local concat = table.concat
 
 local M = {}
 
@@ -26,13 +25,6 @@ function M.validate(fields, mode)
   local normalized, problems = core.check(fields, mode or "update")
   if normalized then return true end
   return nil, problems
-end
-
--- Joins every problem into one line for the raise paths.
-function M._problems_message(prefix, problems)
-  local parts = {}
-  for i = 1, #problems do parts[i] = problems[i].message end
-  return prefix .. concat(parts, "; ")
 end
 
 local allowlist = {}
