@@ -153,14 +153,27 @@ local function explain_seq(r)
     lines[#lines + 1] = format("callgrind: one `client:update{id = 1, status = 2}` costs %s instructions against the "
       .. "C loop's %s (libcurl included in both), %s more. Of those: validation `core.check` %s, request building "
       .. "`core.request` %s, response mapping `core.response` %s (JSON decoding `ck_json_decode` %s, of which "
-      .. "jansson's `json_loadb` %s), the curl binding outside `curl_easy_perform` %s (reading the request "
-      .. "table, building the header list, and `ck_push_outcome` %s: the response table with its parsed headers); "
-      .. "the rest is the Lua path (client:update -> call.perform -> transport -> binding).",
+      .. "jansson's `json_loadb` %s), the curl binding outside `curl_easy_perform` %s (reading and checking the "
+      .. "request table and header list, which is kept while the headers do not change, and `ck_push_outcome` %s: "
+      .. "the response table with its parsed headers); the rest, %s, is the Lua path (client:update -> "
+      .. "call.perform -> transport -> binding) and its garbage collection.",
       num(cg.update_io.total, 0), num(cg.c_loop.total, 0), num(cg.update_io.total - cg.c_loop.total, 0),
       num(parts.l_check, 0), num(parts.l_request, 0), num(parts.l_response, 0), num(parts.ck_json_decode, 0),
       num(parts.json_loadb, 0),
       num(parts.ck_meth_perform and parts.curl_easy_perform and parts.ck_meth_perform - parts.curl_easy_perform, 0),
-      num(parts.ck_push_outcome, 0))
+      num(parts.ck_push_outcome, 0),
+      num(parts.l_check and parts.l_request and parts.l_response and parts.ck_meth_perform
+        and cg.update_io.total - parts.l_check - parts.l_request - parts.l_response - parts.ck_meth_perform, 0))
+    if parts.json_loadb and parts.curl_easy_perform then
+      local floor_ir = parts.curl_easy_perform + parts.json_loadb
+      lines[#lines + 1] = format("Why T1 stays out of reach: libcurl's transfer (%s) and jansson's parse of the "
+        .. "record (`json_loadb` %s; libjansson is the wire parser by design: exact integers, a strict parser, "
+        .. "duplicate-key and UTF-8 checks) alone come to %s instructions, %.2fx the C loop's whole request, before "
+        .. "any validation, mapping or Lua. Everything cometkey adds on top of those two is %s instructions "
+        .. "(%.0f %% of the request).",
+        num(parts.curl_easy_perform, 0), num(parts.json_loadb, 0), num(floor_ir, 0), floor_ir / cg.c_loop.total,
+        num(cg.update_io.total - floor_ir, 0), 100 * (cg.update_io.total - floor_ir) / cg.update_io.total)
+    end
   end
   return concat(lines, " ")
 end
@@ -404,6 +417,20 @@ function M.write(bench_dir, dest, r, mode)
         .. "headers.\n", num(r.bulk.cometkey_bulk.cpu_us, 1), num(1e6 / r.bulk.cometkey_bulk.cpu_us, 0),
         num(b.total, 0), num(parts.l_check, 0), num(parts.l_request, 0), num(parts.l_response, 0),
         num(parts.ck_meth_multi_wait, 0)))
+      local seq_parts = {}
+      for _, p in ipairs(r.callgrind.update_io and r.callgrind.update_io.parts or {}) do seq_parts[p.name] = p.ir end
+      if parts.curl_multi_perform and seq_parts.json_loadb then
+        local need_rate = 0.8 * r.bulk.wrk_c16.rate
+        local fixed = parts.curl_multi_perform + seq_parts.json_loadb
+        add(format("Why T2 stays out of reach: 0.8x of wrk -c16 is %s req/s, which leaves update_many at most %s µs "
+          .. "of CPU per item (it spends %s). libcurl's transfer work (`curl_multi_perform` %s) and jansson's parse "
+          .. "of the record (`json_loadb` %s, measured in the sequential run) alone are %s of the item's %s "
+          .. "instructions (%.0f %%): a client that validates, sends through libcurl and decodes every response "
+          .. "with libjansson cannot come near a replay of one preformatted request.\n",
+          num(need_rate, 0), num(1e6 / need_rate, 1), num(r.bulk.cometkey_bulk.cpu_us, 1),
+          num(parts.curl_multi_perform, 0), num(seq_parts.json_loadb, 0), num(fixed, 0), num(b.total, 0),
+          100 * fixed / b.total))
+      end
     end
   end
 

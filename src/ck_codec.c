@@ -1,7 +1,7 @@
 /*
  * ck_codec.c - the sans-I/O wire codec of cometkey.core:
  *   core.request(op, args [, conf])  -> one HTTP request as a table (no I/O)
- *   core.response(op, res)           -> value | nil, message, info
+ *   core.response(op, res [, method, path]) -> value | nil, message, info
  * The request side raises on misuse; the response side never raises for
  * anything the server sent and turns every answer into a value or a one-line
  * message plus an info table (kind, status, message, request_id, ...).
@@ -355,7 +355,7 @@ static void build_body(lua_State *L, int args, int op, const char *opname)
     int fields, body;
     size_t i;
     long long v = 0;
-    lua_newtable(L);
+    lua_createtable(L, 0, op == OP_STATUS ? 2 : (int)EDITABLE_COUNT + 2);
     body = lua_gettop(L);
     if (op == OP_STATUS) {
         set_integer(L, body, "id", arg_integer(L, args, opname, "args", "id", 1, ID_MAX, 1, 0));
@@ -508,7 +508,8 @@ typedef struct answer {
     const char *body;
     size_t body_len;
     int headers;           /* table index, or 0 */
-    int label;             /* "METHOD path" (or the op name) */
+    int method;            /* stack slot of the request's method string, or 0 */
+    int path;              /* stack slot of the request's path string, or 0 */
     int doc;               /* decoded body, or 0 when it is not JSON */
     int text;              /* sanitised server text, or 0 */
     int code;              /* server "code", or 0 */
@@ -688,13 +689,33 @@ static void inspect(answer *a)
     }
 }
 
+/*
+ * Pushes the label of messages: "METHOD path" (sanitised), or the op name.
+ * Made only when a message needs it: a success never does.
+ */
+static void push_label(answer *a)
+{
+    lua_State *L = a->L;
+    size_t len;
+    const char *s;
+    if (a->method != 0 && a->path != 0)
+        lua_pushfstring(L, "%s %s", lua_tostring(L, a->method), lua_tostring(L, a->path));
+    else
+        lua_pushstring(L, op_names[a->op]);
+    s = lua_tolstring(L, -1, &len);
+    push_clean(L, s, len, CK_TEXT_MAX);
+    lua_remove(L, -2); /* the raw label */
+}
+
 /* Returns nil, "cometkey: <label>: <what>", info; what is the string at the top. */
 static int fail(answer *a, const char *kind, int retryable)
 {
     lua_State *L = a->L;
     int what = lua_gettop(L);
+    push_label(a);
     lua_pushnil(L);
-    lua_pushfstring(L, "cometkey: %s: %s", lua_tostring(L, a->label), lua_tostring(L, what));
+    lua_pushfstring(L, "cometkey: %s: %s", lua_tostring(L, what + 1), lua_tostring(L, what));
+    lua_remove(L, what + 1); /* the label */
     lua_createtable(L, 0, 8);
     set_string(L, lua_gettop(L), "kind", kind);
     set_integer(L, lua_gettop(L), "status", a->status);
@@ -1018,7 +1039,11 @@ static const char *opt_string(lua_State *L, int t, const char *key, const char *
     return lua_tostring(L, -1);
 }
 
-/* core.response(op, res) -> value | nil, message, info */
+/*
+ * core.response(op, res [, method, path]) -> value | nil, message, info
+ * method and path (both strings) name the request in messages; without them,
+ * res.request = { method, path } does; without either, the op name.
+ */
 static int l_response(lua_State *L)
 {
     answer a;
@@ -1029,49 +1054,52 @@ static int l_response(lua_State *L)
     a.L = L;
     a.op = luaL_checkoption(L, 1, NULL, op_names);
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
+    lua_settop(L, 4); /* 3, 4: method and path, or nil */
+    a.method = a.path = 0;
+    if (!lua_isnil(L, 3) || !lua_isnil(L, 4)) {
+        if (lua_type(L, 3) != LUA_TSTRING || lua_type(L, 4) != LUA_TSTRING)
+            return luaL_argerror(L, 3, "method and path must both be strings");
+        a.method = 3;
+        a.path = 4;
+    }
 
     lua_getfield(L, 2, "status");
     if (!ck_tointeger64(L, -1, &a.status) || a.status < 0 || a.status > 999)
         luaL_argerror(L, 2, "res.status must be an integer HTTP status");
     lua_pop(L, 1);
 
-    lua_getfield(L, 2, "headers"); /* slot 3 */
-    if (lua_isnil(L, 3))
+    lua_getfield(L, 2, "headers"); /* slot 5 */
+    if (lua_isnil(L, 5))
         a.headers = 0;
-    else if (lua_istable(L, 3))
-        a.headers = 3;
+    else if (lua_istable(L, 5))
+        a.headers = 5;
     else
         luaL_argerror(L, 2, "res.headers must be a table or nil");
 
-    lua_getfield(L, 2, "body"); /* slot 4 */
-    if (lua_isnil(L, 4)) {
+    lua_getfield(L, 2, "body"); /* slot 6 */
+    if (lua_isnil(L, 6)) {
         a.body = "";
         a.body_len = 0;
-    } else if (lua_type(L, 4) == LUA_TSTRING) {
-        a.body = lua_tolstring(L, 4, &a.body_len);
+    } else if (lua_type(L, 6) == LUA_TSTRING) {
+        a.body = lua_tolstring(L, 6, &a.body_len);
     } else {
         return luaL_argerror(L, 2, "res.body must be a string or nil");
     }
 
-    lua_getfield(L, 2, "request"); /* slot 5 */
-    if (lua_istable(L, 5)) {
-        method = opt_string(L, 5, "method", "res.request");
-        path = opt_string(L, 5, "path", "res.request");
-    } else if (!lua_isnil(L, 5)) {
-        return luaL_argerror(L, 2, "res.request must be a table or nil");
+    if (a.method == 0) {
+        lua_getfield(L, 2, "request"); /* slot 7 */
+        if (lua_istable(L, 7)) {
+            /* left on the stack (slots 8 and 9): the label is made from them on failure */
+            method = opt_string(L, 7, "method", "res.request");
+            path = opt_string(L, 7, "path", "res.request");
+            if (method != NULL && path != NULL) {
+                a.method = 8;
+                a.path = 9;
+            }
+        } else if (!lua_isnil(L, 7)) {
+            return luaL_argerror(L, 2, "res.request must be a table or nil");
+        }
     }
-    if (method != NULL && path != NULL)
-        lua_pushfstring(L, "%s %s", method, path);
-    else
-        lua_pushstring(L, op_names[a.op]);
-    {
-        const char *s = lua_tolstring(L, -1, &len);
-        push_clean(L, s, len, CK_TEXT_MAX);
-        lua_replace(L, 5); /* the label takes res.request's slot */
-        lua_settop(L, 5);  /* method, path and the raw label go */
-    }
-    a.label = lua_gettop(L);
 
     a.retry_after = -1;
     if (a.status == 429) {

@@ -30,6 +30,7 @@
 #define CK_SHRINK_ABOVE (256u * 1024u)      /* buffers larger than this are freed per request */
 #define CK_MIN_REDACT_LEN 4                 /* header values this long are kept out of messages */
 #define CK_STACK_NEEDED 40                  /* Lua stack slots perform and multi_wait may use */
+#define CK_SHORT_NAME 64                    /* header names lowered in a stack buffer */
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -121,6 +122,7 @@ typedef struct ck_xfer {
     ck_buf body;                /* request body (when has_body) */
     int has_body;
     ck_buf where; /* "METHOD /path" for messages (no query, no credentials) */
+    ck_buf line;  /* scratch: one header line being made or compared */
     ck_buf resp_body;
     ck_buf resp_headers;
     size_t max_body;
@@ -285,6 +287,9 @@ static void ck_xfer_release(ck_xfer *x)
     x->headers = NULL;
     ck_buf_free(&x->body);
     ck_buf_free(&x->where);
+    if (x->line.data != NULL)
+        ck_wipe(x->line.data, x->line.cap);
+    ck_buf_free(&x->line);
     ck_buf_free(&x->resp_body);
     ck_buf_free(&x->resp_headers);
 }
@@ -599,12 +604,13 @@ static void ck_append_line(lua_State *L, ck_xfer *x, const char *line)
 }
 
 /*
- * Validates one header pair at stack -2 (name) and -1 (value) and appends the
- * line "Name: value" ("Name;" for an empty value, which libcurl sends as an
- * empty header; "Name: " would drop it) to the table at lines. Raises on a
- * programmer error. Touches no C memory.
+ * Validates one header pair at stack -2 (name) and -1 (value, a string or a
+ * number) and keeps both as strings just below them, so the stack ends as
+ * ..., name, value-as-string, name, value: the caller pops the value and
+ * lua_next goes on from the name. Raises on a programmer error. Touches no C
+ * memory.
  */
-static void ck_add_header(lua_State *L, int arg, int lines, int *n)
+static void ck_add_header(lua_State *L, int arg)
 {
     size_t nlen, vlen, i;
     const char *name, *value;
@@ -638,10 +644,10 @@ static void ck_add_header(lua_State *L, int arg, int lines, int *n)
             luaL_argerror(L, arg, lua_tostring(L, -1));
         }
     }
-    /* name and value hold no NUL (checked above), so %s copies them whole */
-    lua_pushfstring(L, vlen > 0 ? "%s: %s" : "%s;", name, value);
-    lua_rawseti(L, lines, ++*n);
-    lua_pop(L, 1); /* the copy */
+    /* ..., name, value, value-as-string */
+    lua_insert(L, -3);    /* ..., value-as-string, name, value */
+    lua_pushvalue(L, -2); /* ..., value-as-string, name, value, name */
+    lua_insert(L, -4);    /* ..., name, value-as-string, name, value */
 }
 
 /* Appends "METHOD /path" to x->where: the URL's path only, never its query or userinfo. */
@@ -667,15 +673,15 @@ static int ck_set_where(ck_xfer *x, const char *url, size_t len)
 typedef struct ck_request {
     enum ck_method method;
     long timeout_ms;
-    int body;   /* stack slot: the body string, or nil */
-    int lines;  /* stack slot: array of header lines */
-    int nlines; /* how many */
-    int url;    /* stack slot: the URL string */
+    int body;     /* stack slot: the body string, or nil */
+    int headers;  /* stack slot of the first header name; its value (a string) follows */
+    int nheaders; /* how many name, value pairs */
+    int url;      /* stack slot: the URL string */
 } ck_request;
 
 /*
  * Reads and checks req (stack slot idx) into r, leaving the body, the header
- * lines and the URL on the stack. Raises on programmer errors before anything
+ * names and values and the URL on the stack. Raises on programmer errors before anything
  * is sent. Lua code may run here (metamethods of req, finalizers run by the
  * GC), which may even close the client, so this touches no C memory of the
  * client: ck_fill_request copies r into an ck_xfer afterwards.
@@ -712,21 +718,24 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
             luaL_argerror(L, arg, "req.body is not allowed with GET");
     }
 
-    lua_newtable(L);
-    r->lines = lua_gettop(L);
-    r->nlines = 0;
+    r->nheaders = 0;
     lua_getfield(L, idx, "headers");
-    if (!lua_isnil(L, -1)) {
-        int h = lua_gettop(L);
+    r->headers = lua_gettop(L) + 1;
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        r->headers--;
+    } else {
+        int h = lua_gettop(L); /* stays: it anchors the names */
         if (!lua_istable(L, h))
             luaL_argerror(L, arg, "req.headers must be a table of name = value");
         lua_pushnil(L);
         while (lua_next(L, h) != 0) {
-            ck_add_header(L, arg, r->lines, &r->nlines);
+            luaL_checkstack(L, 4, "cometkey.curl");
+            ck_add_header(L, arg);
+            r->nheaders++;
             lua_pop(L, 1);
         }
     }
-    lua_pop(L, 1);
 
     lua_getfield(L, idx, "url");
     r->url = lua_gettop(L);
@@ -744,6 +753,49 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
         if (s[i] == '@')
             luaL_argerror(L, arg, "req.url must not contain credentials (user:password@)");
     }
+}
+
+/*
+ * Writes header i of r into x->line as "Name: value" ("Name;" for an empty
+ * value, which libcurl sends as an empty header; "Name: " would drop it). The
+ * name and value are strings on the stack already: no Lua code runs. Raises
+ * only when out of memory.
+ */
+static void ck_header_line(lua_State *L, ck_xfer *x, const ck_request *r, int i)
+{
+    size_t nlen, vlen;
+    const char *name = lua_tolstring(L, r->headers + 2 * i, &nlen);
+    const char *value = lua_tolstring(L, r->headers + 2 * i + 1, &vlen);
+    x->line.len = 0;
+    if (!ck_buf_append(&x->line, name, nlen) ||
+        !ck_buf_append(&x->line, vlen > 0 ? ": " : ";", vlen > 0 ? 2 : 1) ||
+        !ck_buf_append(&x->line, value, vlen))
+        ck_oom(L);
+}
+
+/* 1 when x->headers holds exactly the lines r would make, then "Expect:" and the token. */
+static int ck_same_headers(lua_State *L, ck_client *c, ck_xfer *x, const ck_request *r)
+{
+    const struct curl_slist *node = x->headers;
+    int i;
+    if (node == NULL)
+        return 0;
+    for (i = 0; i < r->nheaders; i++, node = node->next) {
+        if (node == NULL)
+            return 0;
+        ck_header_line(L, x, r, i);
+        if (strcmp(node->data, x->line.data) != 0)
+            return 0;
+    }
+    if (node == NULL || strcmp(node->data, "Expect:") != 0)
+        return 0;
+    node = node->next;
+    if (c->auth_line != NULL) {
+        if (node == NULL || strcmp(node->data, c->auth_line) != 0)
+            return 0;
+        node = node->next;
+    }
+    return node == NULL;
 }
 
 /*
@@ -768,17 +820,19 @@ static void ck_fill_request(lua_State *L, ck_client *c, ck_xfer *x, const ck_req
         x->has_body = 1;
     }
 
-    ck_slist_wipe_free(x->headers);
-    x->headers = NULL;
-    for (i = 1; i <= r->nlines; i++) {
-        lua_rawgeti(L, r->lines, i); /* a string already: no conversion, no allocation */
-        ck_append_line(L, x, lua_tostring(L, -1));
-        lua_pop(L, 1);
+    /* The same headers as the previous request on x (the usual case): the list stays. */
+    if (!ck_same_headers(L, c, x, r)) {
+        ck_slist_wipe_free(x->headers);
+        x->headers = NULL;
+        for (i = 0; i < r->nheaders; i++) {
+            ck_header_line(L, x, r, i);
+            ck_append_line(L, x, x->line.data);
+        }
+        /* No "Expect: 100-continue" round trip; then the token. */
+        ck_append_line(L, x, "Expect:");
+        if (c->auth_line != NULL)
+            ck_append_line(L, x, c->auth_line);
     }
-    /* No "Expect: 100-continue" round trip; then the token. */
-    ck_append_line(L, x, "Expect:");
-    if (c->auth_line != NULL)
-        ck_append_line(L, x, c->auth_line);
 
     s = lua_tolstring(L, r->url, &len);
     if (!ck_set_where(x, s, len))
@@ -886,10 +940,11 @@ static int ck_is_permanent(CURLcode code)
            code == CURLE_LOGIN_DENIED || code == CURLE_TOO_MANY_REDIRECTS;
 }
 
+/* Pushes the response's header fields as { lower-case name = value }, one pass. */
 static void ck_push_headers(lua_State *L, const char *p, size_t n)
 {
     const char *end = p + n;
-    lua_newtable(L);
+    lua_createtable(L, 0, 8);
     while (p < end) {
         const char *eol = (const char *)memchr(p, '\n', (size_t)(end - p));
         const char *line = p, *stop = eol != NULL ? eol : end, *colon, *v, *vend;
@@ -902,14 +957,24 @@ static void ck_push_headers(lua_State *L, const char *p, size_t n)
         if (colon == NULL || colon == line || line[0] == ' ' || line[0] == '\t')
             continue; /* not a field (obsolete line folding is not supported) */
         {
-            luaL_Buffer b;
-            const char *k;
-            luaL_buffinit(L, &b);
-            for (k = line; k < colon; k++) {
-                char ch = *k;
-                luaL_addchar(&b, (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch);
+            /* the name in lower case: in a stack buffer, or for a long one a Lua buffer */
+            char small[CK_SHORT_NAME];
+            size_t i, len = (size_t)(colon - line);
+            if (len <= sizeof small) {
+                for (i = 0; i < len; i++) {
+                    char ch = line[i];
+                    small[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+                }
+                lua_pushlstring(L, small, len);
+            } else {
+                luaL_Buffer b;
+                luaL_buffinit(L, &b);
+                for (i = 0; i < len; i++) {
+                    char ch = line[i];
+                    luaL_addchar(&b, (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch);
+                }
+                luaL_pushresult(&b);
             }
-            luaL_pushresult(&b);
         }
         for (v = colon + 1; v < stop && (*v == ' ' || *v == '\t'); v++)
             ;

@@ -18,7 +18,8 @@
 #define BOX_METATABLE "cometkey.json_box"
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
-#define MAX_SHOWN_KEY 40 /* bytes of a key or literal quoted in a message */
+#define MAX_SHOWN_KEY 40      /* bytes of a key or literal quoted in a message */
+#define DUMP_STACK_BYTES 1024 /* texts up to this long are dumped in one pass */
 
 /* ------------------------------------------------------------------ box */
 
@@ -803,19 +804,29 @@ int ck_json_encode(lua_State *L, int idx, char *err, size_t errlen)
     ok = encode_value(&e, idx, 1, NULL, NULL, 0);
     if (ok) {
         /*
-         * Measured, then written into a buffer of that size, owned by Lua: the
-         * output callback of json_dumpb cannot fail. json_dumps could: when its
-         * buffer fails to grow inside an object key, jansson ignores the error
-         * and goes on, and a later write that succeeds gives valid JSON with a
-         * key cut short. Both passes fail (0) only when jansson's own
-         * allocations (key sorting, cycle check) do.
+         * Written into a fixed buffer (json_dumpb cannot fail in its output,
+         * unlike json_dumps: when its buffer fails to grow inside an object
+         * key, jansson ignores the error and goes on, and a later write that
+         * succeeds gives valid JSON with a key cut short). json_dumpb returns
+         * the size the text needs: a text too long for the stack buffer is
+         * written again into a Lua-owned buffer of that size. A pass fails
+         * (0) only when jansson's own allocations (key sorting, cycle check)
+         * do. One pass for the usual small body: each costs a key sort and
+         * jansson's cycle-check table.
          */
-        size_t need = json_dumpb(e.box->json, NULL, 0, DUMP_FLAGS);
-        char *text = need > 0 ? (char *)ck_newuserdata(L, need) : NULL; /* may raise */
-        if (text == NULL || json_dumpb(e.box->json, text, need, DUMP_FLAGS) != need)
+        char local[DUMP_STACK_BYTES];
+        size_t need = json_dumpb(e.box->json, local, sizeof local, DUMP_FLAGS);
+        if (need == 0) {
             e.out_of_memory = 1;
-        else
-            lua_pushlstring(L, text, need);
+        } else if (need <= sizeof local) {
+            lua_pushlstring(L, local, need); /* may raise: the box owns the tree */
+        } else {
+            char *text = (char *)ck_newuserdata(L, need); /* may raise */
+            if (json_dumpb(e.box->json, text, need, DUMP_FLAGS) != need)
+                e.out_of_memory = 1;
+            else
+                lua_pushlstring(L, text, need);
+        }
     }
     box_release(e.box);
     if (!ok || e.out_of_memory) {

@@ -62,6 +62,16 @@ typedef struct checker {
 
 /* ------------------------------------------------------------ messages */
 
+/* Appends the problem table at the top to the list, made at the first problem. */
+static void add_problem(checker *c)
+{
+    if (c->count == 0) {
+        lua_newtable(c->L);
+        lua_replace(c->L, c->problems); /* the slot held nil until now */
+    }
+    lua_rawseti(c->L, c->problems, ++c->count);
+}
+
 /* Appends {field = field, message = "field: <fmt>"}. */
 static void problem(checker *c, const char *field, const char *fmt, ...)
 {
@@ -77,7 +87,7 @@ static void problem(checker *c, const char *field, const char *fmt, ...)
     va_end(ap);
     lua_concat(L, 3);
     lua_setfield(L, -2, "message");
-    lua_rawseti(L, c->problems, ++c->count);
+    add_problem(c);
 }
 
 /* Writes s as a double-quoted, printable, cut-short form into buf. */
@@ -697,7 +707,28 @@ static void report_unknown(checker *c, const unknown_key *k)
     else
         lua_pushfstring(L, "%s: unknown field", shown);
     lua_setfield(L, -2, "message");
-    lua_rawseti(L, c->problems, ++c->count);
+    add_problem(c);
+}
+
+/* 1 when the table at fields has a key that is not a known field name. */
+static int has_unknown(lua_State *L, int fields)
+{
+    lua_pushnil(L);
+    while (lua_next(L, fields)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            return 1;
+        } else {
+            size_t len;
+            const char *s = lua_tolstring(L, -1, &len);
+            if (!known_field(s, len)) {
+                lua_pop(L, 1);
+                return 1;
+            }
+        }
+    }
+    return 0;
 }
 
 static void check_unknown(checker *c)
@@ -706,6 +737,8 @@ static void check_unknown(checker *c)
     int names, n = 0, i, top = lua_gettop(L);
     unknown_key *keys;
 
+    if (!has_unknown(L, c->fields))
+        return;      /* the usual case: no table is made */
     lua_newtable(L); /* anchors the reported names while their bytes are in use */
     names = lua_gettop(L);
     lua_pushnil(L);
@@ -754,9 +787,9 @@ static int l_check(lua_State *L)
     c.L = L;
     c.fields = 1;
     c.count = 0;
-    lua_newtable(L);
+    lua_createtable(L, 0, 4); /* most updates name a few fields */
     c.out = lua_gettop(L);
-    lua_newtable(L);
+    lua_pushnil(L); /* the problems table, made at the first problem */
     c.problems = lua_gettop(L);
     for (f = 0; f < F_COUNT; f++) {
         lua_pushstring(L, field_names[f]);

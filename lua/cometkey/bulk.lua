@@ -4,7 +4,8 @@
 -- interface (libcurl multi), with per-item retries and pacing that halves the
 -- in-flight limit and pauses when the server answers 429. Transports without a
 -- multi interface run the same schedule one request at a time.
-local coroutine, type, pairs, ipairs, tostring, error, pcall = coroutine, type, pairs, ipairs, tostring, error, pcall
+local coroutine, type, pairs, ipairs, tostring, tonumber, error, pcall =
+  coroutine, type, pairs, ipairs, tostring, tonumber, error, pcall
 local min, max, floor = math.min, math.max, math.floor
 local concat, remove = table.concat, table.remove
 
@@ -64,11 +65,12 @@ function M.run(client, list, opts, level)
     now = now,
   }
 
-  local cos = {}          -- item index -> coroutine
-  local ready = {}        -- FIFO of { i, req } waiting for a slot
+  local cos = {}          -- item index -> coroutine (the active items)
+  local ready_i, ready_req = {}, {} -- FIFO of requests waiting for a slot: item index, req
+  local head, tail = 1, 0 -- the FIFO's first and last positions
   local sleepers = {}     -- { i, wake }
   local inflight, limit, pause_until = 0, concurrency, 0
-  local next_item, done, streak = 1, 0, 0
+  local next_item, done, streak, active = 1, 0, 0, 0
 
   local function finish(i, ok, value, message, info)
     if not ok then
@@ -79,6 +81,7 @@ function M.run(client, list, opts, level)
       results[i] = { ok = true, key = value }
     end
     cos[i] = nil
+    active = active - 1
     done = done + 1
     if on_progress then on_progress(done, total) end
   end
@@ -88,7 +91,8 @@ function M.run(client, list, opts, level)
     local ok, what, a, b, c = coroutine.resume(co, ...)
     if coroutine.status(co) == "dead" then return finish(i, ok, what, a, b, c) end
     if what == "request" then
-      ready[#ready + 1] = { i, a }
+      tail = tail + 1
+      ready_i[tail], ready_req[tail] = i, a
     else
       sleepers[#sleepers + 1] = { i, now() + a }
     end
@@ -111,12 +115,11 @@ function M.run(client, list, opts, level)
 
   while done < total do
     -- Start items while fewer than `concurrency` are active.
-    local active = 0
-    for _ in pairs(cos) do active = active + 1 end
     while active < concurrency and next_item <= total do
       local i = next_item
       next_item = i + 1
       cos[i] = coroutine.create(fns[i])
+      fns[i] = nil -- the coroutine holds it now; a finished item keeps only its result
       active = active + 1
       resume(i, ctx)
     end
@@ -130,29 +133,32 @@ function M.run(client, list, opts, level)
       end
     end
     -- Dispatch ready requests within the pacing limit.
-    if now() >= pause_until then
-      while #ready > 0 and inflight < limit do
-        local item = remove(ready, 1)
+    if pause_until <= t_now or now() >= pause_until then
+      while head <= tail and inflight < limit do
+        local i, req = ready_i[head], ready_req[head]
+        ready_i[head], ready_req[head] = nil, nil
+        head = head + 1
         inflight = inflight + 1
         if multi then
-          t:multi_add(item[1], item[2])
+          t:multi_add(i, req)
         else
-          complete(item[1], t:request(item[2]))
+          complete(i, t:request(req))
         end
       end
     end
+    local waiting = head <= tail -- requests ready but not dispatched
     -- Wait for completions (or the next sleeper / end of a pause).
     if inflight > 0 and multi then
       local wait = 1
       for _, s in ipairs(sleepers) do wait = min(wait, max(s[2] - now(), 0)) end
-      if #ready > 0 and pause_until > now() then wait = min(wait, pause_until - now()) end
+      if waiting and pause_until > now() then wait = min(wait, pause_until - now()) end
       for _, c in ipairs(t:multi_wait(wait)) do complete(c.tag, c.res, c.err, c.info) end
-    elseif done < total and #ready == 0 and next(cos) ~= nil then
+    elseif done < total and not waiting and active > 0 then
       -- Only sleepers (or a pause) left: sleep until the earliest one.
       local wake = math.huge
       for _, s in ipairs(sleepers) do wake = min(wake, s[2]) end
       if wake ~= math.huge then t:sleep(max(wake - now(), 0)) end
-    elseif #ready > 0 and pause_until > now() then
+    elseif waiting and pause_until > now() then
       t:sleep(pause_until - now())
     end
   end

@@ -45,28 +45,28 @@ end
 -- built: core.request's table. ctx: { request(req), sleep(s), now() }.
 function M.perform(client, ctx, op, built)
   local conf = client.conf
-  local url = conf.base_url .. built.path .. (built.query and ("?" .. built.query) or "")
+  local method, path, query = built.method, built.path, built.query
+  local url = query and (conf.base_url .. path .. "?" .. query) or (conf.base_url .. path)
   local headers = built.headers
   if client.transport.needs_token then
     headers.Authorization = conf.secret:reveal()
   end
-  local req = { method = built.method, url = url, headers = headers, body = built.body }
+  local req = { method = method, url = url, headers = headers, body = built.body, timeout = 0 }
   local debug = conf.debug
-  local start = ctx.now()
-  local deadline = start + conf.timeout
+  local now = ctx.now()
+  local deadline = now + conf.timeout
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local now = ctx.now()
+    if attempt > 1 then now = ctx.now() end
     req.timeout = max(deadline - now, 0.001)
     if debug then debug(format("cometkey: -> %s (attempt %d)", target(built), attempt)) end
     local res, message, info = ctx.request(req)
     local value
     if res then
-      res.request = { method = built.method, path = built.path }
-      value, message, info = core.response(op, res)
+      value, message, info = core.response(op, res, method, path)
       if debug then
-        debug(format("cometkey: <- %s %s (HTTP %s, %d ms)", built.method, built.path, tostring(res.status),
+        debug(format("cometkey: <- %s %s (HTTP %s, %d ms)", method, path, tostring(res.status),
           floor((ctx.now() - now) * 1000 + 0.5)))
       end
       if value ~= nil then return value end
@@ -78,7 +78,7 @@ function M.perform(client, ctx, op, built)
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt
-    local retry = info.retryable and (IDEMPOTENT[built.method] or info.sent == false)
+    local retry = info.retryable and (IDEMPOTENT[method] or info.sent == false)
       and attempt <= conf.retries
     if not retry then return nil, message, info end
     local wait = M.backoff(attempt, info.retry_after)

@@ -239,6 +239,7 @@ function Client:create(fields, callback)
 end
 
 local UPDATE_OPTS = { replace = true, dry_run = true, expect = true }
+local NO_OPTS = {} -- update without opts (only ever read)
 
 -- The status-only request, as a planned step.
 local function status_req(id, status)
@@ -274,7 +275,7 @@ end
 -- function that performs it given a ctx; shared by update and update_many.
 function Client:_update_fn(fields, opts, level)
   level = level + 1
-  opts = opts or {}
+  opts = opts or NO_OPTS
   if type(opts) ~= "table" then raise("update", "opts must be a table", level) end
   for k in pairs(opts) do
     if not UPDATE_OPTS[k] then raise("update", "unknown option '" .. tostring(k) .. "'", level) end
@@ -286,13 +287,21 @@ function Client:_update_fn(fields, opts, level)
     raise("update", "model_limits: model_limits_enabled = true with no models would block every model", level)
   end
   local id, target = normalized.id, normalized.status
-  if target == nil and not plan.names_editable(normalized) and not expect and not opts.dry_run then
+  local editable = plan.names_editable(normalized)
+  if target == nil and not editable and not expect and not opts.dry_run then
     raise("update", "nothing to update: give status or at least one of the nine editable fields", level)
+  end
+  local need_read = opts.dry_run or expect or (not opts.replace and editable)
+
+  if not need_read and not opts.replace and not editable then
+    -- Only a status change: one status_only PUT, nothing to plan.
+    return function(ctx)
+      return self:_send(ctx, "status", { id = id, status = target })
+    end
   end
 
   return function(ctx)
     local stored, message, info
-    local need_read = opts.dry_run or expect or (not opts.replace and plan.names_editable(normalized))
     if need_read then
       stored, message, info = self:_send(ctx, "get", { id = id })
       if not stored then return nil, message, info end
@@ -307,7 +316,7 @@ function Client:_update_fn(fields, opts, level)
     end
 
     local steps = {}
-    if opts.replace or plan.names_editable(normalized) then
+    if opts.replace or editable then
       local body
       if opts.replace then
         body = { id = id }
