@@ -27,7 +27,7 @@ JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 ALL_CFLAGS = $(CWARN) $(CFLAGS) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) -Isrc $(PKG_CFLAGS)
 LIBFLAG  ?= -shared
 
-CORE_SRC = src/ck_core.c src/ck_cidr.c src/ck_allowlist.c src/ck_json.c \
+CORE_SRC = src/ck_core.c src/ck_cidr.c src/ck_allowlist.c src/ck_json.c src/ck_utf8.c \
            src/ck_validate.c src/ck_codec.c src/ck_secret.c
 CURL_SRC = src/ck_curl.c src/ck_secret.c
 HEADERS  = $(wildcard src/*.h)

@@ -7,7 +7,7 @@
  * whole fields table (those may raise for misuse; nothing may crash).
  *
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 -Isrc \
- *   src/ck_validate.c src/ck_codec.c src/ck_json.c src/ck_allowlist.c src/ck_cidr.c \
+ *   src/ck_validate.c src/ck_codec.c src/ck_json.c src/ck_utf8.c src/ck_allowlist.c src/ck_cidr.c \
  *   fuzz/fuzz_codec.c -llua5.4 -ljansson -o build/fuzz/fuzz_codec
  */
 #include <stddef.h>

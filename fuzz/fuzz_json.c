@@ -4,7 +4,8 @@
  * one-line "JSON ..." message. A decoded value must re-encode, decode again
  * and re-encode to the same text (the codec is a fixed point after one pass).
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4
- *        -Isrc src/ck_json.c fuzz/fuzz_json.c -llua5.4 -ljansson -o build/fuzz/fuzz_json
+ *        -Isrc src/ck_json.c src/ck_utf8.c fuzz/fuzz_json.c -llua5.4 -ljansson -o
+ * build/fuzz/fuzz_json
  */
 #include <stdint.h>
 #include <stdio.h>

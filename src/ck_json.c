@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "ck_json.h"
+#include "ck_utf8.h"
 
 #define BOX_METATABLE "cometkey.json_box"
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
@@ -58,58 +59,6 @@ static json_box *push_box(lua_State *L)
     }
     lua_setmetatable(L, -2);
     return box;
-}
-
-/* ------------------------------------------------------------------ UTF-8 */
-
-/* Length of the valid UTF-8 sequence starting at s (RFC 3629: no overlongs,
- * no surrogates, nothing above U+10FFFF), or 0 when it is invalid. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t need, i;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        need = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        need = 4;
-    else
-        return 0;
-    if (len < need)
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0; /* overlong */
-    else if (c == 0xED)
-        hi = 0x9F; /* surrogates */
-    else if (c == 0xF0)
-        lo = 0x90; /* overlong */
-    else if (c == 0xF4)
-        hi = 0x8F; /* above U+10FFFF */
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (i = 2; i < need; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return need;
-}
-
-/* Offset of the first invalid UTF-8 sequence, or len when the text is valid. */
-static size_t utf8_invalid_at(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t pos = 0, n;
-
-    while (pos < len) {
-        n = utf8_sequence_length(s + pos, len - pos);
-        if (n == 0)
-            return pos;
-        pos += n;
-    }
-    return len;
 }
 
 /* ------------------------------------------------------------------ messages */
@@ -178,7 +127,7 @@ static void msg_clean(msg_t *m, const char *s, size_t n, size_t max, char quote)
                 msg_put(m, "\\", 1);
             msg_put(m, s + pos, 1);
             pos++;
-        } else if (u[pos] >= 0x80 && (k = utf8_sequence_length(u + pos, n - pos)) > 0) {
+        } else if (u[pos] >= 0x80 && (k = ck_utf8_seqlen(u + pos, n - pos)) > 0) {
             msg_put(m, s + pos, k);
             pos += k;
         } else {
@@ -202,7 +151,7 @@ static void msg_finish(msg_t *m)
         lead--;
     if (lead > 0 && (unsigned char)m->buf[lead - 1] >= 0xC0) {
         lead--;
-        if (utf8_sequence_length((const unsigned char *)m->buf + lead, m->len - lead) == 0)
+        if (ck_utf8_seqlen((const unsigned char *)m->buf + lead, m->len - lead) == 0)
             m->len = lead;
     }
     m->buf[m->len] = '\0';
@@ -588,7 +537,7 @@ static int attach(enc_state *e, json_t *parent, const char *key, size_t keylen, 
 /* Refuses what the decoder would refuse: invalid UTF-8 and NUL. */
 static int check_text(enc_state *e, const char *s, size_t n, const char *what)
 {
-    size_t bad = utf8_invalid_at(s, n);
+    size_t bad = ck_utf8_invalid_at(s, n);
 
     if (bad < n) {
         msg_str(e->msg, what);

@@ -29,8 +29,8 @@ cflags="$cflags -std=c99 -D_POSIX_C_SOURCE=200809L -I$lua_inc -Isrc $(pkg-config
 sources_of() {
     case $1 in
     allowlist) echo "src/ck_cidr.c" ;;
-    json) echo "src/ck_json.c" ;;
-    codec) echo "src/ck_validate.c src/ck_codec.c src/ck_json.c src/ck_allowlist.c src/ck_cidr.c" ;;
+    json) echo "src/ck_json.c src/ck_utf8.c" ;;
+    codec) echo "src/ck_validate.c src/ck_codec.c src/ck_json.c src/ck_utf8.c src/ck_allowlist.c src/ck_cidr.c" ;;
     *) return 1 ;;
     esac
 }
