@@ -178,4 +178,30 @@ describe("client:update_many", function()
     assert.are.same({}, env.client():update_many({}))
     assert.are.same({}, routes(env.m))
   end)
+
+  it("dry_run plans every item and writes nothing; replace sends one PUT per item", function()
+    seed60()
+    local before = env.m:keys()
+    env.m:clear_requests()
+    local plans = env.client():update_many({ { id = 1, name = "x" }, { id = 2, status = 2 } }, { dry_run = true })
+    assert.is_true(plans[1].ok and plans[1].key.dry_run)
+    assert.are.equal("x", plans[1].key.diff.name.to)
+    assert.is_true(plans[2].ok and plans[2].key.dry_run)
+    for _, r in ipairs(routes(env.m)) do assert.matches("^GET ", r) end
+    assert.are.same(before, env.m:keys())
+
+    env.m:clear_requests()
+    local full = { name = "r", expired_time = -1, remain_quota = 7, unlimited_quota = false,
+      model_limits_enabled = false, model_limits = "", allow_ips = "", group = "", cross_group_retry = false }
+    local list = {}
+    for id = 3, 4 do
+      local item = { id = id }
+      for k, v in pairs(full) do item[k] = v end
+      list[#list + 1] = item
+    end
+    local results = env.client():update_many(list, { replace = true })
+    assert.is_true(results[1].ok and results[2].ok)
+    assert.are.same({ "PUT /api/token/", "PUT /api/token/" }, routes(env.m))
+    assert.are.equal(7, env.m:key(4).remain_quota)
+  end)
 end)
