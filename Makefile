@@ -27,8 +27,10 @@ JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 ALL_CFLAGS = $(CWARN) $(CFLAGS) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) -Isrc $(PKG_CFLAGS)
 LIBFLAG  ?= -shared
 
-CORE_SRC = src/ck_core.c src/ck_cidr.c src/ck_allowlist.c src/ck_json.c src/ck_utf8.c \
-           src/ck_validate.c src/ck_codec.c src/ck_secret.c
+# The C sources of each module: the one list. test/c/Makefile, tools/asan-specs.sh and
+# tools/fuzz.sh read it (`make -s print-CORE_SRC`); `make lint` checks the rockspec against it.
+CORE_SRC = src/ck_core.c src/ck_cidr.c src/ck_allowlist.c src/ck_json.c src/ck_utf8.c src/ck_util.c \
+           src/ck_validate.c src/ck_codec.c src/ck_schema.c src/ck_secret.c
 CURL_SRC = src/ck_curl.c src/ck_secret.c
 HEADERS  = $(wildcard src/*.h)
 
@@ -78,7 +80,8 @@ spec-%: build-% build-5.4 build-luajit
 spec: spec-5.4 spec-5.1 spec-luajit
 
 ctest:
-	@mkdir -p $(LOGS) && $(MAKE) --no-print-directory -f test/c/Makefile | tee $(LOGS)/ctest.log
+	@mkdir -p $(LOGS) && $(MAKE) --no-print-directory -f test/c/Makefile CORE_SRC="$(CORE_SRC)" \
+	    | tee $(LOGS)/ctest.log
 
 valgrind: build-5.4
 	@mkdir -p $(LOGS)
@@ -87,6 +90,11 @@ valgrind: build-5.4
 lint:
 	luacheck -q lua spec examples bench tools bin/cometkey
 	@sh tools/check-format.sh
+	@sh tools/check-rockspec.sh "$(CORE_SRC)" "$(CURL_SRC)"
+
+# `make -s print-CORE_SRC` prints a variable (the source lists, for scripts).
+print-%:
+	@echo $($*)
 
 install-check:
 	@mkdir -p $(LOGS)

@@ -42,7 +42,7 @@ build = {
     ["cometkey.core"] = {
       sources = {
         "src/ck_core.c", "src/ck_cidr.c", "src/ck_allowlist.c", "src/ck_json.c", "src/ck_utf8.c",
-        "src/ck_validate.c", "src/ck_codec.c", "src/ck_secret.c",
+        "src/ck_util.c", "src/ck_validate.c", "src/ck_codec.c", "src/ck_schema.c", "src/ck_secret.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(JANSSON_INCDIR)" },

@@ -7,8 +7,7 @@
  * whole fields table (those may raise for misuse; nothing may crash).
  *
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 -Isrc \
- *   src/ck_validate.c src/ck_codec.c src/ck_json.c src/ck_utf8.c src/ck_allowlist.c src/ck_cidr.c \
- *   fuzz/fuzz_codec.c -llua5.4 -ljansson -o build/fuzz/fuzz_codec
+ *   $(make -s print-CORE_SRC) fuzz/fuzz_codec.c -llua5.4 -ljansson -o build/fuzz/fuzz_codec
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,11 +17,13 @@
 
 #include "ck_core.h"
 #include "ck_json.h"
+#include "ck_schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const ops[] = {"get", "list", "search", "create", "update", "status", "delete"};
-#define OP_COUNT (sizeof ops / sizeof ops[0])
+/* The operations: every row of the endpoint table (src/ck_schema.c). */
+#define OP_COUNT ck_endpoint_count
+#define OP_NAME(i) (ck_endpoints[(i)].name)
 
 static const char *const modes[] = {"update", "create", "replace", "expect"};
 #define MODE_COUNT (sizeof modes / sizeof modes[0])
@@ -62,7 +63,7 @@ static void fuzz_response(lua_State *L, int core, int status, const char *body, 
     size_t i;
     for (i = 0; i < OP_COUNT; i++) {
         int top = lua_gettop(L);
-        lua_pushstring(L, ops[i]);
+        lua_pushstring(L, OP_NAME(i));
         lua_createtable(L, 0, 4);
         lua_pushinteger(L, status);
         lua_setfield(L, -2, "status");
@@ -179,10 +180,7 @@ static void fuzz_structured(lua_State *L, int core, const char *body, size_t len
     lua_settop(L, top);
 }
 
-void ck_allowlist_open(lua_State *L);
-void ck_json_open(lua_State *L);
-void ck_validate_open(lua_State *L);
-void ck_codec_open(lua_State *L);
+int luaopen_cometkey_core(lua_State *L);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -200,11 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     L = luaL_newstate();
     must(L != NULL);
-    lua_newtable(L);
-    ck_allowlist_open(L);
-    ck_json_open(L);
-    ck_validate_open(L);
-    ck_codec_open(L);
+    luaopen_cometkey_core(L);
     core = lua_gettop(L);
 
     /* a header value from the body's first bytes (up to a NUL or 63 bytes) */

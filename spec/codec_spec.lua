@@ -211,6 +211,50 @@ describe("core.request", function()
     assert.is_nil(req.headers["Content-Type"])
   end)
 
+  it("reveal: POST /api/token/<id>/key, no body", function()
+    local req = core.request("reveal", { id = 123456789012345 })
+    assert.are.equal("POST", req.method)
+    assert.are.equal("/api/token/123456789012345/key", req.path)
+    assert.is_nil(req.query)
+    assert.is_nil(req.body)
+    assert.has_error(function() core.request("reveal", {}) end)
+    assert.has_error(function() core.request("reveal", { id = 0 }) end)
+  end)
+
+  it("reveal_many and delete_many: POST a batch of ids as {\"ids\":[...]}", function()
+    for op, path in pairs({ reveal_many = "/api/token/batch/keys", delete_many = "/api/token/batch" }) do
+      local req = core.request(op, { ids = { 3, 1, 123456789012345 } })
+      assert.are.equal("POST", req.method)
+      assert.are.equal(path, req.path)
+      assert.is_nil(req.query)
+      assert.are.equal('{"ids":[3,1,123456789012345]}', req.body)
+      assert.are.equal("application/json", req.headers["Content-Type"])
+    end
+  end)
+
+  it("reveal_many and delete_many refuse an empty batch, more than 100 ids and bad ids", function()
+    local hundred, too_many = {}, {}
+    for i = 1, 100 do hundred[i] = i end
+    for i = 1, 101 do too_many[i] = i end
+    assert.are.equal(100, #body_of(core.request("delete_many", { ids = hundred })).ids)
+    for _, op in ipairs({ "reveal_many", "delete_many" }) do
+      for _, ids in ipairs({ {}, too_many, { 0 }, { -1 }, { 1.5 }, { "5" }, { 1, false } }) do
+        assert.has_error(function() core.request(op, { ids = ids }) end)
+      end
+      assert.has_error(function() core.request(op, {}) end)
+      assert.has_error(function() core.request(op, { ids = 5 }) end)
+    end
+  end)
+
+  it("settings: GET /api/status, no arguments needed", function()
+    local req = core.request("settings")
+    assert.are.equal("GET", req.method)
+    assert.are.equal("/api/status", req.path)
+    assert.is_nil(req.query)
+    assert.is_nil(req.body)
+    assert.are.same(req, core.request("settings", {}))
+  end)
+
   it("conf: user_agent and user_id (New-Api-User)", function()
     local req = core.request("get", { id = 1 }, { user_agent = "ops-tool/2", user_id = 5678 })
     assert.are.equal("ops-tool/2", req.headers["User-Agent"])
@@ -344,6 +388,69 @@ describe("core.response", function()
       assert.are.equal(1200, page.items[2].id)
       page = respond("search", 200, fixture("search_bare_empty.json"))
       assert.are.same({ items = {}, total = 0, page = 1, page_size = 0 }, page)
+    end)
+
+    it("reveal: the full key from data.key", function()
+      local key = respond("reveal", 200, fixture("reveal_key.json"))
+      assert.are.equal("EXAMPLEkeyDoNotUse0123456789abcdefghijklmnoPL00", key)
+    end)
+
+    it("reveal: an answer without a string data.key is decode, and shows no key", function()
+      local req = { method = "POST", path = "/api/token/5/key" }
+      local message = failed("decode", respond("reveal", 200, fixture("reveal_no_key.json"), {}, req))
+      assert.are.equal("cometkey: POST /api/token/5/key: unexpected response: data.key is not a string", message)
+      failed("decode", respond("reveal", 200, '{"success":true,"message":"","data":{"key":5}}'))
+      failed("decode", respond("reveal", 200, fixture("ok_no_data.json")))
+      message = failed("decode", respond("reveal", 200, fixture("reveal_many_keys.json")))
+      assert.is_nil(message:find("EXAMPLE", 1, true))
+    end)
+
+    it("reveal_many: data.keys as { [id] = key } with integer ids", function()
+      local keys = respond("reveal_many", 200, fixture("reveal_many_keys.json"))
+      assert.are.same({ [1234] = "EXAMPLEkeyDoNotUse0123456789abcdefghijklmnoPL00",
+        [1235] = "EXAMPLEkeyDoNotUse9876543210zyxwvutsrqponmlkPL01" }, keys)
+      assert.is_true(is_integer(next(keys)))
+      assert.are.same({}, respond("reveal_many", 200, '{"success":true,"message":"","data":{"keys":{}}}'))
+    end)
+
+    it("reveal_many: a wrong shape is decode, and shows no key", function()
+      for _, body in ipairs({
+        fixture("reveal_key.json"), fixture("ok_no_data.json"),
+        '{"success":true,"data":{"keys":{"x":"EXAMPLEsecret"}}}',
+        '{"success":true,"data":{"keys":{"12":5}}}',
+        '{"success":true,"data":{"keys":{"012":"EXAMPLEsecret"}}}',
+        '{"success":true,"data":{"keys":["EXAMPLEsecret"]}}',
+      }) do
+        local message = failed("decode", respond("reveal_many", 200, body))
+        assert.is_nil(message:find("EXAMPLE", 1, true), message)
+      end
+    end)
+
+    it("reveal_many: more than 100 ids is refused by the server (api)", function()
+      local message = failed("api", respond("reveal_many", 200, fixture("refused_batch_too_many.json"), {},
+        { method = "POST", path = "/api/token/batch/keys" }))
+      assert.are.equal("cometkey: POST /api/token/batch/keys: server refused the request: Too many items in "
+        .. "batch request, maximum is 100", message)
+    end)
+
+    it("delete_many: data is the number deleted", function()
+      local n = respond("delete_many", 200, fixture("delete_many_count.json"))
+      assert.are.equal(2, n)
+      assert.is_true(is_integer(n))
+      assert.are.equal(0, respond("delete_many", 200, '{"success":true,"message":"","data":0}'))
+      for _, data in ipairs({ "-1", "1.5", '"2"', "null", "{}" }) do
+        failed("decode", respond("delete_many", 200, '{"success":true,"message":"","data":' .. data .. "}"))
+      end
+      failed("decode", respond("delete_many", 200, fixture("ok_no_data.json")))
+      failed("api", respond("delete_many", 200, fixture("refused_invalid_parameters.json")))
+    end)
+
+    it("settings: the data object of GET /api/status", function()
+      local settings = respond("settings", 200, fixture("status_settings.json"))
+      assert.are.equal(500000, settings.quota_per_unit)
+      assert.is_true(settings.display_in_currency)
+      failed("decode", respond("settings", 200, '{"success":true,"message":"","data":[1]}'))
+      failed("decode", respond("settings", 200, fixture("ok_no_data.json")))
     end)
 
     it("list refuses the bare array (only search had that shape)", function()
@@ -612,8 +719,12 @@ describe("core.response", function()
         "refused_name_too_long_zh.json", "refused_quota_range_en.json", "refused_record_not_found.json",
         "refused_search_pattern_zh.json", "search_bare_array.json", "search_bare_empty.json",
         "search_page.json", "success_not_boolean.json", "top_level_array.json",
+        "reveal_key.json", "reveal_no_key.json", "reveal_many_keys.json", "refused_batch_too_many.json",
+        "delete_many_count.json", "refused_invalid_parameters.json", "status_settings.json",
       }
-      local ops = { "get", "list", "search", "create", "update", "status", "delete" }
+      local ops = {}
+      for op in pairs(core.endpoints) do ops[#ops + 1] = op end
+      table.sort(ops)
       local statuses = { 200, 201, 301, 401, 403, 404, 429, 500, 502 }
       for _, name in ipairs(names) do
         local body = fixture(name)
@@ -630,5 +741,74 @@ describe("core.response", function()
         end
       end
     end)
+  end)
+end)
+
+describe("core.endpoints", function()
+  local SHAPES = { record = true, page = true, ["true"] = true, string = true, count = true, map = true,
+    settings = true }
+
+  it("has one row per operation, each naming itself, with the agreed fields", function()
+    local n = 0
+    for op, row in pairs(core.endpoints) do
+      n = n + 1
+      assert.are.equal(op, row.name)
+      assert.matches("^[A-Z]+$", row.method)
+      assert.matches("^/api/", row.path)
+      for _, flag in ipairs({ "id", "body", "paging", "idempotent" }) do
+        assert.is_boolean(row[flag], op .. "." .. flag)
+      end
+      assert.is_true(SHAPES[row.result], op)
+    end
+    assert.are.equal(11, n)
+  end)
+
+  it("request builds what the row says", function()
+    for op, row in pairs(core.endpoints) do
+      local args = {}
+      if row.id then args.id = 7 end
+      if row.ids then args.ids = { 7 } end
+      if op == "create" then args.fields = {} end
+      if op == "update" then args.fields = nine({ id = 7 }) end
+      if op == "status" then args.status = 2 end
+      local req = core.request(op, args)
+      assert.are.equal(row.method, req.method, op)
+      assert.are.equal((row.path:gsub("{id}", "7")), req.path, op)
+      assert.are.equal(row.body, req.body ~= nil, op)
+      assert.are.equal(row.paging, req.query ~= nil and req.query:find("page_size=", 1, true) ~= nil, op)
+    end
+  end)
+
+  it("marks create and delete_many not idempotent, and the read-only POSTs idempotent", function()
+    assert.is_false(core.endpoints.create.idempotent)
+    assert.is_false(core.endpoints.delete_many.idempotent)
+    assert.is_true(core.endpoints.reveal.idempotent)
+    assert.is_true(core.endpoints.reveal_many.idempotent)
+    for _, op in ipairs({ "get", "list", "search", "update", "status", "delete", "settings" }) do
+      assert.is_true(core.endpoints[op].idempotent, op)
+    end
+  end)
+
+  it("the redirect message names the row's exact path", function()
+    local message = failed("http", respond("reveal", 301, "", {}, { method = "POST", path = "/api/token/5/key/" }))
+    assert.matches("the exact path is /api/token/<id>/key ", message, 1, true)
+  end)
+end)
+
+describe("the key schema", function()
+  it("core.fields: the nine editable fields in wire order", function()
+    assert.are.same({ "name", "expired_time", "remain_quota", "unlimited_quota", "model_limits_enabled",
+      "model_limits", "allow_ips", "group", "cross_group_retry" }, core.fields)
+  end)
+
+  it("core.limits, core.status_names and the defaults", function()
+    assert.are.equal(50, core.limits.name_bytes)
+    assert.are.equal(500000000000000, core.limits.quota_max)
+    assert.are.equal(100, core.limits.batch_max)
+    assert.are.same({ "enabled", "disabled", "expired", "exhausted" }, core.status_names)
+    assert.are.same(nine({ name = "", remain_quota = 0 }), core.create_defaults)
+    assert.are.equal(0, core.echo_defaults.expired_time)
+    assert.are.equal(core.null, core.echo_defaults.allow_ips)
+    assert.are.same(core.create_defaults, body_of(core.request("create", { fields = {} })))
   end)
 end)

@@ -10,100 +10,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ck_codec.h"
 #include "ck_json.h"
+#include "ck_schema.h"
+#include "ck_util.h"
 
 #ifndef CK_VERSION
 #define CK_VERSION "0.1.0"
 #endif
 
-#define TOKEN_PATH "/api/token/"
-#define SEARCH_PATH "/api/token/search"
-#define PAGE_SIZE_MAX 100
 #define RETRY_AFTER_DIGITS 9 /* longer Retry-After values are ignored */
-#define ID_MAX 0x7FFFFFFFFFFFFFFFLL
-#define STACK_NEEDED 48 /* slots the request builder and the mapper may use at once */
-#define CODE_MAX 64     /* bytes of a server "code" kept in info.code */
-
-/*
- * Pushes s as one printable line of valid UTF-8 at most max bytes long:
- * control characters (C0, DEL, C1) become spaces, runs of blanks collapse to
- * one, invalid bytes become U+FFFD, the ends are trimmed and a longer text is
- * cut at a character boundary and ends in "...".
- */
-static void push_clean(lua_State *L, const char *s, size_t len, size_t max)
-{
-    char out[CK_TEXT_MAX + 8];
-    size_t i = 0, o = 0;
-    int cut = 0, space = 1; /* 1: the last output byte is a space (or nothing yet) */
-    if (max > CK_TEXT_MAX)
-        max = CK_TEXT_MAX;
-    while (i < len) {
-        const unsigned char *p = (const unsigned char *)s + i;
-        const char *piece = (const char *)p;
-        size_t n = ck_utf8_seqlen(p, len - i), plen = n, adv = n;
-        if (n == 0) {
-            piece = "\xEF\xBF\xBD";
-            plen = 3;
-            adv = 1;
-        } else if ((n == 1 && (*p <= 0x20 || *p == 0x7F)) ||
-                   (n == 2 && p[0] == 0xC2 && p[1] < 0xA0)) {
-            i += n; /* a blank or a control character: one space for the whole run */
-            if (!space && o < max) {
-                out[o++] = ' ';
-                space = 1;
-            }
-            continue;
-        }
-        if (o + plen > max) {
-            cut = 1;
-            break;
-        }
-        memcpy(out + o, piece, plen);
-        o += plen;
-        i += adv;
-        space = 0;
-    }
-    if (cut) {
-        while (o + 3 > max && o > 0) {
-            while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
-                o--; /* continuation bytes of the last character */
-            if (o > 0)
-                o--;
-        }
-    }
-    while (o > 0 && out[o - 1] == ' ')
-        o--;
-    if (cut) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    lua_pushlstring(L, out, o);
-}
-
-/* ------------------------------------------------------------ request */
-
-enum op_id { OP_GET, OP_LIST, OP_SEARCH, OP_CREATE, OP_UPDATE, OP_STATUS, OP_DELETE };
-static const char *const op_names[] = {"get",    "list",   "search", "create",
-                                       "update", "status", "delete", NULL};
-
-/* The nine fields a full update writes (and create sends), in wire order. */
-enum field_kind { K_STRING, K_BOOLEAN, K_EXPIRY, K_QUOTA };
-static const struct editable {
-    const char *name;
-    enum field_kind kind;
-} editable[] = {
-    {"name", K_STRING},
-    {"expired_time", K_EXPIRY},
-    {"remain_quota", K_QUOTA},
-    {"unlimited_quota", K_BOOLEAN},
-    {"model_limits_enabled", K_BOOLEAN},
-    {"model_limits", K_STRING},
-    {"allow_ips", K_STRING},
-    {"group", K_STRING},
-    {"cross_group_retry", K_BOOLEAN},
-};
-#define EDITABLE_COUNT (sizeof editable / sizeof editable[0])
+#define STACK_NEEDED 48      /* slots the request builder and the mapper may use at once */
+#define CODE_MAX 64          /* bytes of a server "code" kept in info.code */
 
 /* Raises "bad argument #arg to 'request' (<op>: <message>)". */
 static int misuse(lua_State *L, int arg, const char *op, const char *fmt, ...)
@@ -187,7 +104,7 @@ static void push_page_query(lua_State *L, int args, const char *op, int with_fil
     int i, pieces = 0;
 
     page = arg_integer(L, args, op, "args", "page", 1, 0x7FFFFFFF, 0, 1);
-    size = arg_integer(L, args, op, "args", "page_size", 1, PAGE_SIZE_MAX, 0, PAGE_SIZE_MAX);
+    size = arg_integer(L, args, op, "args", "page_size", 1, CK_PAGE_SIZE_MAX, 0, CK_PAGE_SIZE_MAX);
     for (i = 0; with_filters && i < 2; i++) {
         lua_getfield(L, args, filters[i]);
         if (lua_isnil(L, -1)) {
@@ -207,9 +124,9 @@ static void push_page_query(lua_State *L, int args, const char *op, int with_fil
     lua_concat(L, pieces + 1);
 }
 
-/* Checks one editable field of fields and stores it (or its default) into body. */
-static void put_editable(lua_State *L, int fields, int body, const char *op,
-                         const struct editable *f, int required)
+/* Checks one editable field of fields and stores it (or its create default) into body. */
+static void put_editable(lua_State *L, int fields, int body, const char *op, const ck_field_def *f,
+                         int required)
 {
     long long v = 0;
     lua_getfield(L, fields, f->name);
@@ -221,48 +138,47 @@ static void put_editable(lua_State *L, int fields, int body, const char *op,
                    "(the server resets an omitted one)",
                    f->name);
         switch (f->kind) { /* create: the server's meaning of "not given" */
-        case K_STRING:
+        case CK_K_STRING:
             lua_pushliteral(L, "");
             break;
-        case K_BOOLEAN:
+        case CK_K_BOOLEAN:
             lua_pushboolean(L, 0);
             break;
-        case K_EXPIRY:
-            ck_pushinteger64(L, -1);
-            break;
-        case K_QUOTA:
-            ck_pushinteger64(L, 0);
+        case CK_K_EXPIRY:
+        case CK_K_QUOTA:
+            ck_pushinteger64(L, f->create_integer);
             break;
         }
         lua_setfield(L, body, f->name);
         return;
     }
     switch (f->kind) {
-    case K_STRING:
+    case CK_K_STRING:
         /* allow_ips is a Go *string: an update echoes a stored NULL as null. */
-        if (required && ck_isnull(L, -1) && strcmp(f->name, "allow_ips") == 0)
+        if (required && ck_isnull(L, -1) && f->echo_null)
             break;
         if (lua_type(L, -1) != LUA_TSTRING)
             misuse(L, 2, op, "args.fields.%s must be a string (got %s)", f->name,
                    luaL_typename(L, -1));
         break;
-    case K_BOOLEAN:
+    case CK_K_BOOLEAN:
         if (lua_type(L, -1) != LUA_TBOOLEAN)
             misuse(L, 2, op, "args.fields.%s must be a boolean (got %s)", f->name,
                    luaL_typename(L, -1));
         break;
-    case K_EXPIRY:
+    case CK_K_EXPIRY:
         /* An update echoes whatever is stored (even 0); new values were validated. */
         if (!ck_tointeger64(L, -1, &v) || (!required && (v == 0 || v < -1)))
             misuse(L, 2, op,
-                   "args.fields.expired_time must be -1 or a positive integer Unix time (0 "
-                   "means already expired)");
+                   "args.fields.%s must be -1 or a positive integer Unix time (0 "
+                   "means already expired)",
+                   f->name);
         lua_pop(L, 1);
         ck_pushinteger64(L, v);
         break;
-    case K_QUOTA:
+    case CK_K_QUOTA:
         if (!ck_tointeger64(L, -1, &v))
-            misuse(L, 2, op, "args.fields.remain_quota must be an exact integer");
+            misuse(L, 2, op, "args.fields.%s must be an exact integer", f->name);
         lua_pop(L, 1);
         ck_pushinteger64(L, v);
         break;
@@ -283,8 +199,8 @@ static void refuse_extra_fields(lua_State *L, int fields, const char *op, int wi
             misuse(L, 2, op, "args.fields has a %s key (field names are strings)",
                    luaL_typename(L, -1));
         key = lua_tolstring(L, -1, &len);
-        for (i = 0; i < EDITABLE_COUNT && !known; i++)
-            known = strcmp(key, editable[i].name) == 0 && strlen(key) == len;
+        for (i = 0; i < CK_FIELD_COUNT && !known; i++)
+            known = strcmp(key, ck_fields[i].name) == 0 && strlen(key) == len;
         if (with_id_status && (strcmp(key, "id") == 0 || strcmp(key, "status") == 0))
             known = strlen(key) == len;
         if (!known)
@@ -293,48 +209,97 @@ static void refuse_extra_fields(lua_State *L, int fields, const char *op, int wi
     }
 }
 
-/* Pushes the JSON body of create/update/status (the body table is at body). */
-static void push_body(lua_State *L, int body, const char *op)
+/* Pushes { ids = { ... } } from args.ids: 1..CK_BATCH_MAX positive integer ids. */
+static void push_ids_body(lua_State *L, int args, const char *op)
 {
-    char err[CK_ERRLEN];
-    if (!ck_json_encode(L, body, err, sizeof err))
-        misuse(L, 2, op, "cannot encode the body: %s", err);
+    int i, n;
+    long long v = 0;
+    lua_getfield(L, args, "ids");
+    if (!lua_istable(L, -1))
+        misuse(L, 2, op, "args.ids must be an array of ids (got %s)", luaL_typename(L, -1));
+    n = (int)ck_rawlen(L, -1);
+    if (n < 1 || n > CK_BATCH_MAX)
+        misuse(L, 2, op, "args.ids must hold 1 to %d ids (got %d)", CK_BATCH_MAX, n);
+    lua_createtable(L, 0, 1);
+    lua_createtable(L, n, 0);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, -3, i);
+        if (!ck_tointeger64(L, -1, &v) || v < 1)
+            misuse(L, 2, op, "args.ids[%d] must be a positive integer id", i);
+        lua_pop(L, 1);
+        ck_pushinteger64(L, v);
+        lua_rawseti(L, -2, i);
+    }
+    lua_setfield(L, -2, "ids");
+    lua_remove(L, -2); /* args.ids */
 }
 
-static void build_body(lua_State *L, int args, int op, const char *opname)
+/* Pushes the body table of a create, update or status request. */
+static void push_body_table(lua_State *L, int args, const ck_endpoint *ep)
 {
     int fields, body;
     size_t i;
     long long v = 0;
-    lua_createtable(L, 0, op == OP_STATUS ? 2 : (int)EDITABLE_COUNT + 2);
-    body = lua_gettop(L);
-    if (op == OP_STATUS) {
-        set_integer(L, body, "id", arg_integer(L, args, opname, "args", "id", 1, ID_MAX, 1, 0));
-        set_integer(
-            L, body, "status",
-            arg_integer(L, args, opname, "args", "status", CK_STATUS_MIN, CK_STATUS_MAX, 1, 0));
-    } else {
-        lua_getfield(L, args, "fields");
-        if (!lua_istable(L, -1))
-            misuse(L, 2, opname, "args.fields must be a table (got %s)", luaL_typename(L, -1));
-        fields = lua_gettop(L);
-        refuse_extra_fields(L, fields, opname, op == OP_UPDATE);
-        if (op == OP_UPDATE) {
-            v = arg_integer(L, fields, opname, "args.fields", "id", 1, ID_MAX, 1, 0);
-            set_integer(L, body, "id", v);
-            /* Optional: without it the server neither copies a status nor runs its
-             * enable guard (a full PUT never writes the body's status). */
-            v = arg_integer(L, fields, opname, "args.fields", "status", CK_STATUS_MIN,
-                            CK_STATUS_MAX, 0, 0);
-            if (v != 0)
-                set_integer(L, body, "status", v);
-        }
-        for (i = 0; i < EDITABLE_COUNT; i++)
-            put_editable(L, fields, body, opname, &editable[i], op == OP_UPDATE);
-        lua_pop(L, 1);
+    const char *op = ep->name;
+    switch (ep->body) {
+    case CK_BODY_NONE:
+        lua_pushnil(L);
+        return;
+    case CK_BODY_IDS:
+        push_ids_body(L, args, op);
+        return;
+    case CK_BODY_STATUS:
+        lua_createtable(L, 0, 2);
+        body = lua_gettop(L);
+        set_integer(L, body, "id", arg_integer(L, args, op, "args", "id", 1, CK_ID_MAX, 1, 0));
+        set_integer(L, body, "status",
+                    arg_integer(L, args, op, "args", "status", CK_STATUS_MIN, CK_STATUS_MAX, 1, 0));
+        return;
+    case CK_BODY_CREATE:
+    case CK_BODY_UPDATE:
+        break;
     }
-    push_body(L, body, opname);
-    lua_remove(L, body);
+    lua_createtable(L, 0, (int)CK_FIELD_COUNT + 2);
+    body = lua_gettop(L);
+    lua_getfield(L, args, "fields");
+    if (!lua_istable(L, -1))
+        misuse(L, 2, op, "args.fields must be a table (got %s)", luaL_typename(L, -1));
+    fields = lua_gettop(L);
+    refuse_extra_fields(L, fields, op, ep->body == CK_BODY_UPDATE);
+    if (ep->body == CK_BODY_UPDATE) {
+        v = arg_integer(L, fields, op, "args.fields", "id", 1, CK_ID_MAX, 1, 0);
+        set_integer(L, body, "id", v);
+        /* Optional: without it the server neither copies a status nor runs its
+         * enable guard (a full PUT never writes the body's status). */
+        v = arg_integer(L, fields, op, "args.fields", "status", CK_STATUS_MIN, CK_STATUS_MAX, 0, 0);
+        if (v != 0)
+            set_integer(L, body, "status", v);
+    }
+    for (i = 0; i < CK_FIELD_COUNT; i++)
+        put_editable(L, fields, body, op, &ck_fields[i], ep->body == CK_BODY_UPDATE);
+    lua_pop(L, 1);
+}
+
+/*
+ * Pushes ep's path: the template with "{id}" replaced by id, or, when id is
+ * negative, by "<id>" (the form messages show).
+ */
+static void push_path(lua_State *L, const ck_endpoint *ep, long long id)
+{
+    const char *mark = strstr(ep->path, "{id}");
+    char digits[32];
+    if (mark == NULL) {
+        lua_pushstring(L, ep->path);
+        return;
+    }
+    if (id < 0)
+        strcpy(digits, "<id>");
+    else
+        snprintf(digits, sizeof digits, "%lld", id);
+    lua_pushlstring(L, ep->path, (size_t)(mark - ep->path));
+    lua_pushstring(L, digits);
+    lua_pushstring(L, mark + 4);
+    lua_concat(L, 3);
 }
 
 /* Raises unless value (a header value) is free of CR, LF, NUL and other controls. */
@@ -396,13 +361,14 @@ static void push_headers(lua_State *L, int conf, int has_body)
 /* core.request(op, args [, conf]) -> { method, path, query, headers, body } */
 static int l_request(lua_State *L)
 {
-    int op = luaL_checkoption(L, 1, NULL, op_names);
-    const char *opname = op_names[op];
+    const ck_endpoint *ep = ck_endpoint_check(L, 1);
+    const char *op = ep->name;
     int args, conf = 0, req;
-    char path[64];
+    long long id = 0;
+    char err[CK_ERRLEN];
 
     luaL_checkstack(L, STACK_NEEDED, "cometkey.core.request");
-    if ((op == OP_LIST || op == OP_SEARCH) && lua_isnoneornil(L, 2)) {
+    if ((ep->paging || (ep->body == CK_BODY_NONE && !ep->id)) && lua_isnoneornil(L, 2)) {
         lua_settop(L, 3);
         lua_newtable(L);
         lua_replace(L, 2);
@@ -417,35 +383,26 @@ static int l_request(lua_State *L)
     lua_createtable(L, 0, 5);
     req = lua_gettop(L);
 
-    switch (op) {
-    case OP_GET:
-    case OP_DELETE:
-        snprintf(path, sizeof path, TOKEN_PATH "%lld",
-                 arg_integer(L, args, opname, "args", "id", 1, ID_MAX, 1, 0));
-        set_string(L, req, "method", op == OP_GET ? "GET" : "DELETE");
-        set_string(L, req, "path", path);
-        break;
-    case OP_LIST:
-    case OP_SEARCH:
-        set_string(L, req, "method", "GET");
-        set_string(L, req, "path", op == OP_LIST ? TOKEN_PATH : SEARCH_PATH);
-        push_page_query(L, args, opname, op == OP_SEARCH);
+    if (ep->id)
+        id = arg_integer(L, args, op, "args", "id", 1, CK_ID_MAX, 1, 0);
+    set_string(L, req, "method", ep->method);
+    push_path(L, ep, id);
+    lua_setfield(L, req, "path");
+    if (ep->paging) {
+        push_page_query(L, args, op, ep->filters);
         lua_setfield(L, req, "query");
-        break;
-    case OP_CREATE:
-    case OP_UPDATE:
-    case OP_STATUS:
-        set_string(L, req, "method", op == OP_CREATE ? "POST" : "PUT");
-        set_string(L, req, "path", TOKEN_PATH);
-        if (op == OP_STATUS)
-            set_string(L, req, "query", "status_only=1");
-        build_body(L, args, op, opname);
-        lua_setfield(L, req, "body");
-        break;
+    } else if (ep->query != NULL) {
+        set_string(L, req, "query", ep->query);
     }
-    push_headers(L, conf, op == OP_CREATE || op == OP_UPDATE || op == OP_STATUS);
+    push_body_table(L, args, ep);
+    if (!lua_isnil(L, -1)) {
+        if (!ck_json_encode(L, lua_gettop(L), err, sizeof err))
+            misuse(L, 2, op, "cannot encode the body: %s", err);
+        lua_setfield(L, req, "body");
+    }
+    lua_settop(L, req);
+    push_headers(L, conf, ep->body != CK_BODY_NONE);
     lua_setfield(L, req, "headers");
-    lua_pushvalue(L, req);
     return 1;
 }
 
@@ -454,7 +411,7 @@ static int l_request(lua_State *L)
 /* What the mapper knows about one response while it classifies it. */
 typedef struct answer {
     lua_State *L;
-    int op;
+    const ck_endpoint *ep;
     long long status;
     const char *body;
     size_t body_len;
@@ -478,7 +435,6 @@ typedef struct answer {
 static void push_header_string(answer *a, const char *name)
 {
     lua_State *L = a->L;
-    size_t n = strlen(name);
     if (a->headers == 0) {
         lua_pushnil(L);
         return;
@@ -487,18 +443,11 @@ static void push_header_string(answer *a, const char *name)
     if (lua_isnil(L, -1)) {
         lua_pushnil(L);
         while (lua_next(L, a->headers)) {
-            size_t len, i;
+            size_t len;
             const char *k;
             if (lua_type(L, -2) == LUA_TSTRING) {
                 k = lua_tolstring(L, -2, &len);
-                for (i = 0; i < len && len == n; i++) {
-                    char ch = k[i];
-                    if (ch >= 'A' && ch <= 'Z')
-                        ch = (char)(ch - 'A' + 'a');
-                    if (ch != name[i])
-                        break;
-                }
-                if (len == n && i == n) {
+                if (ck_ascii_ieq(k, len, name)) {
                     lua_replace(L, -3); /* the value takes the nil's slot */
                     lua_pop(L, 1);      /* the key */
                     break;
@@ -540,23 +489,6 @@ static long long parse_retry_after(const char *s, size_t len)
     return v;
 }
 
-static int contains_nocase(const char *s, size_t len, const char *word)
-{
-    size_t n = strlen(word), i, j;
-    for (i = 0; i + n <= len; i++) {
-        for (j = 0; j < n; j++) {
-            char ch = s[i + j];
-            if (ch >= 'A' && ch <= 'Z')
-                ch = (char)(ch - 'A' + 'a');
-            if (ch != word[j])
-                break;
-        }
-        if (j == n)
-            return 1;
-    }
-    return 0;
-}
-
 /* Takes the sanitised string at the top as the server text, unless nothing is left of it. */
 static void keep_text(answer *a)
 {
@@ -577,7 +509,7 @@ static void inspect(answer *a)
     a->empty = i == a->body_len;
     push_header_string(a, "content-type");
     s = lua_tolstring(L, -1, &len);
-    a->html = (s != NULL && contains_nocase(s, len, "html")) || (!a->empty && a->body[i] == '<');
+    a->html = (s != NULL && ck_ascii_icontains(s, len, "html")) || (!a->empty && a->body[i] == '<');
     lua_pop(L, 1);
 
     a->doc = 0;
@@ -608,7 +540,7 @@ static void inspect(answer *a)
                 lua_getfield(L, from, "message");
                 s = lua_tolstring(L, -1, &len);
                 if (lua_type(L, -1) == LUA_TSTRING && len > 0) {
-                    push_clean(L, s, len, CK_TEXT_MAX);
+                    ck_push_excerpt(L, s, len, CK_TEXT_MAX);
                     lua_remove(L, -2);
                     keep_text(a);
                 } else {
@@ -621,7 +553,7 @@ static void inspect(answer *a)
                     lua_pushvalue(L, -1);
                     s = lua_tolstring(L, -1, &len); /* converts the copy only */
                     if (len > 0) {
-                        push_clean(L, s, len, CODE_MAX);
+                        ck_push_excerpt(L, s, len, CODE_MAX);
                         lua_replace(L, -3);
                         lua_pop(L, 1);
                         a->code = lua_gettop(L);
@@ -635,7 +567,7 @@ static void inspect(answer *a)
         }
     } else if (!a->empty && !a->html && a->doc == 0) {
         /* plain text error bodies are shown as they are (sanitised) */
-        push_clean(L, a->body, a->body_len, CK_TEXT_MAX);
+        ck_push_excerpt(L, a->body, a->body_len, CK_TEXT_MAX);
         keep_text(a);
     }
 }
@@ -652,9 +584,9 @@ static void push_label(answer *a)
     if (a->method != 0 && a->path != 0)
         lua_pushfstring(L, "%s %s", lua_tostring(L, a->method), lua_tostring(L, a->path));
     else
-        lua_pushstring(L, op_names[a->op]);
+        lua_pushstring(L, a->ep->name);
     s = lua_tolstring(L, -1, &len);
-    push_clean(L, s, len, CK_TEXT_MAX);
+    ck_push_excerpt(L, s, len, CK_TEXT_MAX);
     lua_remove(L, -2); /* the raw label */
 }
 
@@ -682,7 +614,7 @@ static int fail(answer *a, const char *kind, int retryable)
     if (lua_isstring(L, -1)) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
-        push_clean(L, s, len, CK_TEXT_MAX);
+        ck_push_excerpt(L, s, len, CK_TEXT_MAX);
         lua_setfield(L, -3, "request_id");
     }
     lua_pop(L, 1);
@@ -711,23 +643,22 @@ static const char *text_of(answer *a)
 
 static int fail_redirect(answer *a)
 {
-    static const char *const exact[] = {TOKEN_PATH "<id>", TOKEN_PATH, SEARCH_PATH,      TOKEN_PATH,
-                                        TOKEN_PATH,        TOKEN_PATH, TOKEN_PATH "<id>"};
     lua_State *L = a->L;
+    push_path(L, a->ep, -1); /* the exact path, "<id>" for the id */
     push_header_string(a, "location");
     if (lua_isstring(L, -1)) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
-        push_clean(L, s, len, CK_TEXT_MAX);
+        ck_push_excerpt(L, s, len, CK_TEXT_MAX);
         lua_pushfstring(L,
                         "redirect (HTTP %d to %s) refused: cometkey never follows redirects; "
                         "the exact path is %s — check base_url",
-                        (int)a->status, lua_tostring(L, -1), exact[a->op]);
+                        (int)a->status, lua_tostring(L, -1), lua_tostring(L, -3));
     } else {
         lua_pushfstring(L,
                         "redirect (HTTP %d, no Location) refused: cometkey never follows "
                         "redirects; the exact path is %s — check base_url",
-                        (int)a->status, exact[a->op]);
+                        (int)a->status, lua_tostring(L, -2));
     }
     return fail(a, "http", 0);
 }
@@ -876,7 +807,7 @@ static int map_page(answer *a, int data)
 
     lua_createtable(L, 0, 4);
     result = lua_gettop(L);
-    if (a->op == OP_SEARCH && (s == SHAPE_ARRAY || (s == SHAPE_EMPTY && lua_istable(L, data)))) {
+    if (a->ep->bare_array && (s == SHAPE_ARRAY || (s == SHAPE_EMPTY && lua_istable(L, data)))) {
         /* builds before 2026-02: a bare array, no paging */
         if (!records_ok(a, data, "data"))
             return 3;
@@ -908,6 +839,88 @@ static int map_page(answer *a, int data)
     return 1;
 }
 
+/* reveal: data.<field> must be a string. The string is a full key: never in a message. */
+static int map_string(answer *a, int data, enum json_shape s)
+{
+    lua_State *L = a->L;
+    const char *field = a->ep->result_field;
+    if (s == SHAPE_OBJECT) {
+        lua_getfield(L, data, field);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+    }
+    lua_pushfstring(L, "unexpected response: data.%s is not a string", field);
+    return fail(a, "decode", 0);
+}
+
+/* delete_many: data must be a non-negative integer. */
+static int map_count(answer *a, int data)
+{
+    long long v = 0;
+    if (!ck_tointeger64(a->L, data, &v) || v < 0)
+        return fail_decode(a, "unexpected response: data is %s, not a count",
+                           lua_isnil(a->L, data) ? "missing" : "not a non-negative integer");
+    ck_pushinteger64(a->L, v);
+    return 1;
+}
+
+/* Reads a decimal id (1..CK_ID_MAX, no sign, no blanks) from the len bytes at s; 0 if not one. */
+static long long parse_id(const char *s, size_t len)
+{
+    long long v = 0;
+    size_t i;
+    if (len == 0 || len > 19 || s[0] == '0')
+        return 0;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (CK_ID_MAX - (s[i] - '0')) / 10)
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/*
+ * reveal_many: data.<field> = {"<id>": "<string>", ...} -> { [id] = string }.
+ * The strings are full keys: no message shows them (nor the ids).
+ */
+static int map_ids_to_strings(answer *a, int data, enum json_shape s)
+{
+    lua_State *L = a->L;
+    const char *field = a->ep->result_field;
+    int from, result;
+    enum json_shape fs;
+    if (s != SHAPE_OBJECT)
+        return fail_decode(a, "unexpected response: data is not an object with %s", field);
+    lua_getfield(L, data, field);
+    from = lua_gettop(L);
+    fs = shape_of(L, from);
+    if (fs != SHAPE_OBJECT && fs != SHAPE_EMPTY)
+        return fail_decode(a, "unexpected response: data.%s is not an object", field);
+    lua_newtable(L);
+    result = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, from)) {
+        size_t len;
+        long long id = 0;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            const char *k = lua_tolstring(L, -2, &len);
+            id = parse_id(k, len);
+        }
+        if (id == 0 || lua_type(L, -1) != LUA_TSTRING)
+            return fail_decode(a, "unexpected response: data.%s is not a map of ids to strings",
+                               field);
+        if (!ck_pushinteger64(L, id))
+            return fail_decode(a,
+                               "unexpected response: an id in data.%s is beyond 2^53 (not exact "
+                               "on this Lua)",
+                               field);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, result);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
 static int map_success(answer *a)
 {
     lua_State *L = a->L;
@@ -916,24 +929,31 @@ static int map_success(answer *a)
     lua_getfield(L, a->doc, "data");
     data = lua_gettop(L);
     s = shape_of(L, data);
-    switch (a->op) {
-    case OP_GET:
-    case OP_UPDATE:
+    switch (a->ep->result) {
+    case CK_RESULT_RECORD:
         if (s != SHAPE_OBJECT && s != SHAPE_EMPTY)
             return fail_decode(a, "unexpected response: data is %s, not a key record",
                                lua_isnil(L, data) ? "missing" : luaL_typename(L, data));
         return 1;
-    case OP_STATUS:
-        if (s != SHAPE_OBJECT)
+    case CK_RESULT_TRUE: /* create, delete: the server sends no record; status may */
+        if (!a->ep->record_if_given || s != SHAPE_OBJECT)
             lua_pushboolean(L, 1);
         return 1;
-    case OP_LIST:
-    case OP_SEARCH:
+    case CK_RESULT_PAGE:
         return map_page(a, data);
-    default: /* create, delete: the server sends no record */
-        lua_pushboolean(L, 1);
+    case CK_RESULT_STRING:
+        return map_string(a, data, s);
+    case CK_RESULT_COUNT:
+        return map_count(a, data);
+    case CK_RESULT_MAP:
+        return map_ids_to_strings(a, data, s);
+    case CK_RESULT_SETTINGS:
+        if (s != SHAPE_OBJECT && s != SHAPE_EMPTY)
+            return fail_decode(a, "unexpected response: data is %s, not the settings object",
+                               lua_isnil(L, data) ? "missing" : luaL_typename(L, data));
         return 1;
     }
+    return fail_decode(a, "%s", "unexpected response"); /* not reached: every shape is a case */
 }
 
 /* HTTP 200 that is not a success:false envelope. */
@@ -941,7 +961,7 @@ static int map_ok(answer *a)
 {
     lua_State *L = a->L;
     if (a->doc == 0) {
-        push_clean(L, a->json_error, strlen(a->json_error), CK_TEXT_MAX);
+        ck_push_excerpt(L, a->json_error, strlen(a->json_error), CK_TEXT_MAX);
         if (a->empty)
             lua_pushliteral(L, "HTTP 200 with an empty body (expected JSON)");
         else if (a->html)
@@ -1003,7 +1023,7 @@ static int l_response(lua_State *L)
 
     luaL_checkstack(L, STACK_NEEDED, "cometkey.core.response");
     a.L = L;
-    a.op = luaL_checkoption(L, 1, NULL, op_names);
+    a.ep = ck_endpoint_check(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 4); /* 3, 4: method and path, or nil */
     a.method = a.path = 0;

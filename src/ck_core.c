@@ -27,5 +27,6 @@ CK_EXPORT int luaopen_cometkey_core(lua_State *L)
     ck_json_open(L);
     ck_validate_open(L);
     ck_codec_open(L);
+    ck_schema_open(L);
     return 1;
 }

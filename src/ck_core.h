@@ -16,6 +16,8 @@ void ck_allowlist_open(lua_State *L); /* allowlist_parse, allowlist_format, allo
 void ck_json_open(lua_State *L);      /* json_encode, json_decode */
 void ck_validate_open(lua_State *L);  /* check */
 void ck_codec_open(lua_State *L);     /* request, response */
-void ck_secret_open(lua_State *L);    /* secret */
+void ck_schema_open(
+    lua_State *L); /* fields, limits, status_names, create_defaults, echo_defaults, endpoints */
+void ck_secret_open(lua_State *L); /* secret */
 
 #endif /* CK_CORE_H */

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ck_codec.h"
+#include "ck_schema.h"
+#include "ck_utf8.h"
+#include "ck_util.h"
 #include "ck_allowlist.h"
 
 enum check_mode { MODE_UPDATE, MODE_CREATE, MODE_REPLACE, MODE_EXPECT };

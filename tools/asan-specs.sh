@@ -19,8 +19,8 @@ rm -f "$log".*
 san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 cflags="-std=c99 -Wall -Wextra -pedantic -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -g -O1"
 cflags="$cflags -I/usr/include/lua5.4 -Isrc $(pkg-config --cflags libcurl jansson)"
-core_src="src/ck_core.c src/ck_cidr.c src/ck_allowlist.c src/ck_json.c src/ck_utf8.c src/ck_validate.c src/ck_codec.c src/ck_secret.c"
-curl_src="src/ck_curl.c src/ck_secret.c"
+core_src=$(make -s --no-print-directory print-CORE_SRC) # the lists are in the Makefile
+curl_src=$(make -s --no-print-directory print-CURL_SRC)
 
 case $cc in
 *clang*)

@@ -1,5 +1,5 @@
 --- cometkey.call: runs one API request through the client's transport with
--- the wire rules (exact URL, retries for idempotent requests with jittered
+-- the wire rules (exact URL, retries for idempotent operations with jittered
 -- exponential backoff and Retry-After, one deadline per request), and drives
 -- a whole operation either synchronously or, with a callback, as a coroutine
 -- whose I/O the transport completes on the host's loop.
@@ -14,8 +14,9 @@ local M = {}
 M.BACKOFF_BASE = 0.25 -- seconds before the first retry (doubled per attempt, full jitter)
 M.BACKOFF_CAP = 8     -- no single wait is longer than this, Retry-After included
 
--- Methods that may be repeated safely: the server applies them the same way twice.
-local IDEMPOTENT = { GET = true, PUT = true, DELETE = true }
+-- Operations that may be repeated safely once sent (the server applies them the same
+-- way twice, or only reads): the idempotent flag of each row of the endpoint table.
+local endpoints = core.endpoints
 
 --- backoff(attempt, retry_after) --> seconds to wait before the next attempt
 function M.backoff(attempt, retry_after)
@@ -78,7 +79,7 @@ function M.perform(client, ctx, op, built)
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt
-    local retry = info.retryable and (IDEMPOTENT[method] or info.sent == false)
+    local retry = info.retryable and (endpoints[op].idempotent or info.sent == false)
       and attempt <= conf.retries
     if not retry then return nil, message, info end
     local wait = M.backoff(attempt, info.retry_after)
