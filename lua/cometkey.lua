@@ -5,13 +5,14 @@ local core = require "cometkey.core"
 local options = require "cometkey.options"
 local Client = require "cometkey.client"
 
-local error, type = error, type
+local error, type, ipairs = error, type, ipairs
 
 local M = {}
 
 M._VERSION = "cometkey " .. core.version
 M.null = core.null
-M.status = { enabled = 1, disabled = 2, expired = 3, exhausted = 4 }
+M.status = {} -- { enabled = 1, disabled = 2, expired = 3, exhausted = 4 }, from the C schema
+for i, name in ipairs(core.status_names) do M.status[name] = i end
 
 --- validate(fields [, mode]) --> true | nil, problems
 -- mode: "update" (default) | "create" | "replace" | "expect". Never raises for bad values.

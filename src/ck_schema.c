@@ -149,6 +149,21 @@ const char *ck_result_name(enum ck_result r)
     return "?"; /* not reached: every shape is a case above */
 }
 
+static const char *field_type_name(enum ck_field_kind k)
+{
+    switch (k) {
+    case CK_K_STRING:
+        return "string";
+    case CK_K_BOOLEAN:
+        return "boolean";
+    case CK_K_EXPIRY:
+        return "expiry";
+    case CK_K_QUOTA:
+        return "quota";
+    }
+    return "?"; /* not reached: every kind is a case above */
+}
+
 static void set_bool(lua_State *L, const char *key, int v)
 {
     lua_pushboolean(L, v);
@@ -196,6 +211,13 @@ void ck_schema_open(lua_State *L)
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "fields");
+
+    lua_createtable(L, 0, CK_FIELD_COUNT);
+    for (i = 0; i < CK_FIELD_COUNT; i++) {
+        lua_pushstring(L, field_type_name(ck_fields[i].kind));
+        lua_setfield(L, -2, ck_fields[i].name);
+    }
+    lua_setfield(L, -2, "field_types");
 
     lua_createtable(L, 0, 7);
     set_number(L, "name_bytes", CK_NAME_MAX_BYTES);

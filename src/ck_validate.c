@@ -33,19 +33,50 @@ enum field_id {
     F_COUNT
 };
 
-static const char *const field_names[F_COUNT] = {"id",
-                                                 "name",
-                                                 "status",
-                                                 "expired_time",
-                                                 "remain_quota",
-                                                 "unlimited_quota",
-                                                 "model_limits_enabled",
-                                                 "model_limits",
-                                                 "allow_ips",
-                                                 "group",
-                                                 "cross_group_retry"};
+/* Field names: id and status, and the nine editable ones from the schema. */
+static const char *field_name(int f)
+{
+    switch ((enum field_id)f) {
+    case F_ID:
+        return "id";
+    case F_STATUS:
+        return "status";
+    case F_NAME:
+        return ck_fields[CK_F_NAME].name;
+    case F_EXPIRED_TIME:
+        return ck_fields[CK_F_EXPIRED_TIME].name;
+    case F_REMAIN_QUOTA:
+        return ck_fields[CK_F_REMAIN_QUOTA].name;
+    case F_UNLIMITED_QUOTA:
+        return ck_fields[CK_F_UNLIMITED_QUOTA].name;
+    case F_MODEL_LIMITS_ENABLED:
+        return ck_fields[CK_F_MODEL_LIMITS_ENABLED].name;
+    case F_MODEL_LIMITS:
+        return ck_fields[CK_F_MODEL_LIMITS].name;
+    case F_ALLOW_IPS:
+        return ck_fields[CK_F_ALLOW_IPS].name;
+    case F_GROUP:
+        return ck_fields[CK_F_GROUP].name;
+    case F_CROSS_GROUP_RETRY:
+        return ck_fields[CK_F_CROSS_GROUP_RETRY].name;
+    case F_COUNT:
+        break;
+    }
+    return "?"; /* not reached */
+}
 
-static const char *const status_names[] = {"enabled", "disabled", "expired", "exhausted"};
+/* "1-4 or one of \"enabled\", ..." from the schema's status names. */
+static const char *status_rule(char *buf, size_t size)
+{
+    size_t n;
+    int i;
+    snprintf(buf, size, "%d-%d or one of ", CK_STATUS_MIN, CK_STATUS_MAX);
+    for (i = 0; i < CK_STATUS_COUNT; i++) {
+        n = strlen(buf);
+        snprintf(buf + n, size - n, "%s\"%s\"", i == 0 ? "" : ", ", ck_status_names[i]);
+    }
+    return buf;
+}
 
 #define GOT_LEN 96      /* room for a described value: (got ...) */
 #define QUOTE_LEN 40    /* bytes of a string value shown in a message */
@@ -168,15 +199,15 @@ static void wrong_type(checker *c, int f, int idx, const char *what)
 {
     char buf[GOT_LEN];
     if (ck_isnull(c->L, idx))
-        problem(c, field_names[f], "must be %s (null is not allowed)", what);
+        problem(c, field_name(f), "must be %s (null is not allowed)", what);
     else
-        problem(c, field_names[f], "must be %s (got %s)", what, got(c->L, idx, buf, sizeof buf));
+        problem(c, field_name(f), "must be %s (got %s)", what, got(c->L, idx, buf, sizeof buf));
 }
 
 /* Stores the value at the top of the stack as the normalised field f (pops it). */
 static void keep(checker *c, int f)
 {
-    lua_setfield(c->L, c->out, field_names[f]);
+    lua_setfield(c->L, c->out, field_name(f));
 }
 
 static void keep_integer(checker *c, int f, long long v)
@@ -202,7 +233,7 @@ static int want_integer(checker *c, int f, int idx, const char *what, long long 
     if (ck_tointeger64(L, idx, out))
         return 1;
     if (lua_type(L, idx) == LUA_TNUMBER && beyond_exact(lua_tonumber(L, idx)))
-        problem(c, field_names[f],
+        problem(c, field_name(f),
                 "must be %s (got %s, a number beyond 2^53 that this Lua cannot hold exactly)", what,
                 got(L, idx, buf, sizeof buf));
     else
@@ -293,16 +324,16 @@ static void check_name(checker *c, int idx)
 
 static void check_status(checker *c, int idx)
 {
-    static const char *const what = "1-4 or one of \"enabled\", \"disabled\", \"expired\", "
-                                    "\"exhausted\"";
+    char rule[80];
+    const char *what = status_rule(rule, sizeof rule);
     char buf[GOT_LEN];
     long long v;
     int i;
     lua_State *L = c->L;
     if (lua_type(L, idx) == LUA_TSTRING) {
         const char *s = lua_tostring(L, idx);
-        for (i = 0; i < 4; i++) {
-            if (strcmp(s, status_names[i]) == 0 && strlen(s) == ck_rawlen(L, idx)) {
+        for (i = 0; i < CK_STATUS_COUNT; i++) {
+            if (strcmp(s, ck_status_names[i]) == 0 && strlen(s) == ck_rawlen(L, idx)) {
                 keep_integer(c, F_STATUS, i + 1);
                 return;
             }
@@ -557,7 +588,7 @@ static void check_absent(checker *c, int f)
     else if (f == F_NAME && c->mode == MODE_CREATE)
         problem(c, "name", "required when creating a key (a non-empty string)");
     else if (c->mode == MODE_REPLACE && f != F_ID && f != F_STATUS)
-        problem(c, field_names[f],
+        problem(c, field_name(f),
                 "required in replace mode: all nine editable fields must be "
                 "given (the server resets an omitted one)");
 }
@@ -635,14 +666,14 @@ static const char *suggestion(const char *s, size_t len)
     if (len > KEY_SCAN_MAX)
         return NULL;
     for (f = 0; f < F_COUNT; f++) {
-        size_t lf = strlen(field_names[f]);
+        size_t lf = strlen(field_name(f));
         int d;
         if (lf > KEY_SCAN_MAX || (lf > len ? lf - len : len - lf) > SUGGEST_MAX)
             continue;
-        d = edit_distance(s, len, field_names[f], lf);
+        d = edit_distance(s, len, field_name(f), lf);
         if (d < best_d && (size_t)d < lf) {
             best_d = d;
-            best = field_names[f];
+            best = field_name(f);
         }
     }
     return best;
@@ -652,7 +683,7 @@ static int known_field(const char *s, size_t len)
 {
     int f;
     for (f = 0; f < F_COUNT; f++)
-        if (strlen(field_names[f]) == len && memcmp(field_names[f], s, len) == 0)
+        if (strlen(field_name(f)) == len && memcmp(field_name(f), s, len) == 0)
             return 1;
     return 0;
 }
@@ -794,7 +825,7 @@ static int l_check(lua_State *L)
     lua_pushnil(L); /* the problems table, made at the first problem */
     c.problems = lua_gettop(L);
     for (f = 0; f < F_COUNT; f++) {
-        lua_pushstring(L, field_names[f]);
+        lua_pushstring(L, field_name(f));
         lua_rawget(L, c.fields);
         check_field(&c, f, lua_gettop(L));
         lua_settop(L, c.problems);

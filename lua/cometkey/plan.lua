@@ -10,18 +10,15 @@ local format = string.format
 
 local M = {}
 
---- The nine fields a full PUT writes (everything else is ignored or status_only).
-M.EDITABLE = {
-  "name", "expired_time", "remain_quota", "unlimited_quota", "model_limits_enabled",
-  "model_limits", "allow_ips", "group", "cross_group_retry",
-}
+--- The nine fields a full PUT writes (everything else is ignored or status_only),
+-- in wire order; the key schema is defined once, in C (src/ck_schema.c).
+M.EDITABLE = core.fields
 
-M.MAX_QUOTA = 500000000000000
+M.MAX_QUOTA = core.limits.quota_max
 
-local ZERO = {
-  name = "", expired_time = 0, remain_quota = 0, unlimited_quota = false,
-  model_limits_enabled = false, model_limits = "", group = "", cross_group_retry = false,
-}
+-- What an update echoes for a field the stored record lacks: the server's zero
+-- values (not the create defaults: see ck_field_def in src/ck_schema.h).
+local ZERO = core.echo_defaults
 
 --- names_editable(fields) --> true when any of the nine editable fields is named
 function M.names_editable(fields)

@@ -10,7 +10,7 @@ local M = {}
 
 M.NAME_WIDTH = 32 -- widest name in the key table, in characters
 M.KEY_COLUMNS = { "ID", "NAME", "STATUS", "QUOTA", "EXPIRES", "IPS" }
-local STATUS_NAME = { "enabled", "disabled", "expired", "exhausted" }
+local STATUS_NAME = require("cometkey.core").status_names
 
 function M.trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 

@@ -6,10 +6,14 @@ local floor = math.floor
 local format = string.format
 local concat, sort = table.concat, table.sort
 
+local core = require "cometkey.core"
+
 local M = {}
 
-M.STATUS = { enabled = 1, disabled = 2, expired = 3, exhausted = 4 }
-M.STATUS_NAME = { "enabled", "disabled", "expired", "exhausted" }
+M.STATUS_NAME = core.status_names -- the C schema's names, status 1..n
+M.STATUS = {}
+for i, name in ipairs(M.STATUS_NAME) do M.STATUS[name] = i end
+local STATUS_HINT = format("%s or 1-%d", concat(M.STATUS_NAME, ", "), #M.STATUS_NAME)
 
 --- to_integer(n) --> the integer n (a Lua integer on 5.3+) | nil
 M.to_integer = math.tointeger or function(n)
@@ -34,8 +38,9 @@ end
 
 --- status(text, what) --> 1..4 from a name (any case) or a digit | nil, message
 function M.status(text, what)
-  local s = M.STATUS[text:lower()] or (text:match("^[1-4]$") and to_integer(tonumber(text)))
-  if not s then return nil, format("%s must be enabled, disabled, expired, exhausted or 1-4 (got %q)", what, text) end
+  local n = text:match("^%d$") and to_integer(tonumber(text))
+  local s = M.STATUS[text:lower()] or (n and n >= 1 and n <= #M.STATUS_NAME and n)
+  if not s then return nil, format("%s must be %s (got %q)", what, STATUS_HINT, text) end
   return s
 end
 
@@ -103,11 +108,10 @@ function M.seconds(text, what)
 end
 
 -- --expect fields and how their values are read.
-M.EXPECT_FIELDS = {
-  name = "string", status = "status", expired_time = "expires", remain_quota = "quota",
-  unlimited_quota = "bool", model_limits_enabled = "bool", model_limits = "string",
-  allow_ips = "string", group = "string", cross_group_retry = "bool",
-}
+-- The nine editable fields and status, from the C schema; each read by its type.
+local READER_OF_TYPE = { string = "string", boolean = "bool", expiry = "expires", quota = "quota" }
+M.EXPECT_FIELDS = { status = "status" }
+for _, f in ipairs(core.fields) do M.EXPECT_FIELDS[f] = READER_OF_TYPE[core.field_types[f]] end
 M.EXPECT_ALIASES = {
   expires = "expired_time", quota = "remain_quota", unlimited = "unlimited_quota", models = "model_limits",
   ["cross-group-retry"] = "cross_group_retry", ["allow-ips"] = "allow_ips",
