@@ -4,8 +4,9 @@
 local core = require "cometkey.core"
 local options = require "cometkey.options"
 local Client = require "cometkey.client"
+local errors = require "cometkey.errors"
 
-local error, type, ipairs = error, type, ipairs
+local type, ipairs = type, ipairs
 
 local M = {}
 
@@ -18,10 +19,10 @@ for i, name in ipairs(core.status_names) do M.status[name] = i end
 -- mode: "update" (default) | "create" | "replace" | "expect". Never raises for bad values.
 function M.validate(fields, mode)
   if type(fields) ~= "table" then
-    error("cometkey.validate: fields must be a table, got " .. type(fields), 2)
+    errors.raise("validate", "fields must be a table, got " .. type(fields), 2)
   end
   if mode ~= nil and mode ~= "update" and mode ~= "create" and mode ~= "replace" and mode ~= "expect" then
-    error("cometkey.validate: mode must be \"update\", \"create\", \"replace\" or \"expect\"", 2)
+    errors.raise("validate", "mode must be \"update\", \"create\", \"replace\" or \"expect\"", 2)
   end
   local normalized, problems = core.check(fields, mode or "update")
   if normalized then return true end
@@ -32,7 +33,7 @@ local allowlist = {}
 M.allowlist = allowlist
 
 local function raise_or(value, message)
-  if value == nil then error("cometkey.allowlist: " .. message, 3) end
+  if value == nil then errors.raise("allowlist", message, 3) end
   return value
 end
 

@@ -17,8 +17,10 @@
 
 #include "ck_compat.h"
 #include "ck_secret.h"
+#include "ck_util.h"
 
 #define CK_CURL_MT "cometkey.curl"
+#define CK_FAILURE_KEY "cometkey.curl.failure" /* registry: cometkey.errors.curl_failure */
 
 #define CK_DEFAULT_TIMEOUT_MS 30000L
 #define CK_DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -83,14 +85,6 @@ static void ck_buf_free(ck_buf *b)
     b->len = b->cap = 0;
 }
 
-/* Overwrites through a volatile pointer so the compiler cannot drop it. */
-static void ck_wipe(char *p, size_t n)
-{
-    volatile char *v = p;
-    while (n--)
-        *v++ = 0;
-}
-
 /* Frees a header list after zeroing every line (one of them holds the token). */
 static void ck_slist_wipe_free(struct curl_slist *list)
 {
@@ -134,7 +128,8 @@ typedef struct ck_xfer {
 
 typedef struct ck_client {
     int closed;
-    char *auth_line; /* "Authorization: <token>", malloc'd, wiped on close */
+    int plain_errors; /* programmer errors raise { rule = "..." } (for transport/curl.lua) */
+    char *auth_line;  /* "Authorization: <token>", malloc'd, wiped on close */
     size_t auth_len;
     char *token; /* points into auth_line, for redaction checks */
     size_t token_len;
@@ -294,6 +289,42 @@ static void ck_xfer_release(ck_xfer *x)
     ck_buf_free(&x->resp_headers);
 }
 
+/* ---------------------------------------------------------------- programmer errors */
+
+/*
+ * Raises a programmer error about argument arg: as luaL_argerror does, or,
+ * when plain (the caller is cometkey.transport.curl, which names its own
+ * method), as a table { rule = rule }, so nobody parses the text back.
+ */
+static int ck_argerror(lua_State *L, int plain, int arg, const char *rule)
+{
+    if (!plain)
+        return luaL_argerror(L, arg, rule);
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, rule);
+    lua_setfield(L, -2, "rule");
+    return lua_error(L);
+}
+
+/* luaL_checktype for a table, through ck_argerror. */
+static void ck_check_table(lua_State *L, int plain, int idx, int arg)
+{
+    if (!lua_istable(L, idx)) {
+        lua_pushfstring(L, "table expected, got %s", luaL_typename(L, idx));
+        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+    }
+}
+
+/* luaL_checknumber through ck_argerror. */
+static lua_Number ck_check_number(lua_State *L, int plain, int arg)
+{
+    if (lua_type(L, arg) != LUA_TNUMBER) {
+        lua_pushfstring(L, "number expected, got %s", luaL_typename(L, arg));
+        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+    }
+    return lua_tonumber(L, arg);
+}
+
 /* ---------------------------------------------------------------- client lifecycle */
 
 static ck_client *ck_check_client(lua_State *L)
@@ -376,8 +407,8 @@ static int ck_meth_tostring(lua_State *L)
 
 /* Reads a duration in seconds from field of table idx into *ms (kept if nil); name labels errors.
  */
-static void ck_opt_seconds(lua_State *L, int idx, int arg, const char *field, const char *name,
-                           long *ms)
+static void ck_opt_seconds(lua_State *L, int plain, int idx, int arg, const char *field,
+                           const char *name, long *ms)
 {
     lua_Number s;
     lua_getfield(L, idx, field);
@@ -387,13 +418,13 @@ static void ck_opt_seconds(lua_State *L, int idx, int arg, const char *field, co
     }
     if (lua_type(L, -1) != LUA_TNUMBER) {
         lua_pushfstring(L, "%s must be a number of seconds, got %s", name, luaL_typename(L, -1));
-        luaL_argerror(L, arg, lua_tostring(L, -1));
+        ck_argerror(L, plain, arg, lua_tostring(L, -1));
     }
     s = lua_tonumber(L, -1);
     if (!(s > 0 && s <= CK_MAX_TIMEOUT_SECONDS)) {
         lua_pushfstring(L, "%s must be greater than 0 and at most %d seconds", name,
                         (int)CK_MAX_TIMEOUT_SECONDS);
-        luaL_argerror(L, arg, lua_tostring(L, -1));
+        ck_argerror(L, plain, arg, lua_tostring(L, -1));
     }
     *ms = (long)(s * 1000.0);
     if ((lua_Number)*ms < s * 1000.0)
@@ -429,10 +460,10 @@ static int ck_is_plain_word(const char *s, size_t n)
     return 1;
 }
 
-static void ck_check_option_names(lua_State *L)
+static void ck_check_option_names(lua_State *L, int plain)
 {
-    static const char *const known[] = {"timeout",  "connect_timeout", "verify", "ca_file",
-                                        "max_body", "token",           NULL};
+    static const char *const known[] = {"timeout",  "connect_timeout", "verify",       "ca_file",
+                                        "max_body", "token",           "plain_errors", NULL};
     lua_pushnil(L);
     while (lua_next(L, 1) != 0) {
         size_t n;
@@ -440,7 +471,7 @@ static void ck_check_option_names(lua_State *L)
         int i, found = 0;
         lua_pop(L, 1); /* the value */
         if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_argerror(L, 1, "option names must be strings");
+            ck_argerror(L, plain, 1, "option names must be strings");
         key = lua_tolstring(L, -1, &n);
         for (i = 0; known[i] != NULL; i++) {
             if (strcmp(known[i], key) == 0 && strlen(known[i]) == n)
@@ -451,7 +482,7 @@ static void ck_check_option_names(lua_State *L)
                 lua_pushfstring(L, "unknown option '%s'", key);
             else
                 lua_pushliteral(L, "unknown option");
-            luaL_argerror(L, 1, lua_tostring(L, -1));
+            ck_argerror(L, plain, 1, lua_tostring(L, -1));
         }
     }
 }
@@ -465,7 +496,7 @@ static int ck_f_new(lua_State *L)
     const char *ca_file = NULL;
     ck_secret *secret = NULL;
     ck_client *c;
-    int ca_idx = 0;
+    int ca_idx = 0, plain = 0;
 
     if (lua_isnoneornil(L, 1)) {
         lua_settop(L, 0);
@@ -473,14 +504,17 @@ static int ck_f_new(lua_State *L)
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    ck_check_option_names(L);
-    ck_opt_seconds(L, 1, 1, "timeout", "timeout", &timeout_ms);
-    ck_opt_seconds(L, 1, 1, "connect_timeout", "connect_timeout", &connect_timeout_ms);
+    lua_getfield(L, 1, "plain_errors");
+    plain = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    ck_check_option_names(L, plain);
+    ck_opt_seconds(L, plain, 1, 1, "timeout", "timeout", &timeout_ms);
+    ck_opt_seconds(L, plain, 1, 1, "connect_timeout", "connect_timeout", &connect_timeout_ms);
 
     lua_getfield(L, 1, "verify");
     if (!lua_isnil(L, -1)) {
         if (!lua_isboolean(L, -1))
-            luaL_argerror(L, 1, "verify must be a boolean");
+            ck_argerror(L, plain, 1, "verify must be a boolean");
         verify = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
@@ -489,7 +523,7 @@ static int ck_f_new(lua_State *L)
     if (!lua_isnil(L, -1)) {
         long long v = 0;
         if (!ck_tointeger64(L, -1, &v) || v < 1 || (double)v > CK_MAX_BODY_LIMIT)
-            luaL_argerror(L, 1, "max_body must be an integer number of bytes from 1 to 2^31");
+            ck_argerror(L, plain, 1, "max_body must be an integer number of bytes from 1 to 2^31");
         max_body = (size_t)v;
     }
     lua_pop(L, 1);
@@ -499,14 +533,14 @@ static int ck_f_new(lua_State *L)
     if (!lua_isnil(L, ca_idx)) {
         FILE *probe;
         if (lua_type(L, ca_idx) != LUA_TSTRING)
-            luaL_argerror(L, 1, "ca_file must be a string (a path to PEM certificates)");
+            ck_argerror(L, plain, 1, "ca_file must be a string (a path to PEM certificates)");
         ca_file = lua_tolstring(L, ca_idx, &ca_len);
         if (ca_len == 0 || strlen(ca_file) != ca_len)
-            luaL_argerror(L, 1, "ca_file must be a non-empty path without NUL bytes");
+            ck_argerror(L, plain, 1, "ca_file must be a non-empty path without NUL bytes");
         probe = fopen(ca_file, "rb");
         if (probe == NULL) {
             lua_pushfstring(L, "ca_file '%s' cannot be read: %s", ca_file, strerror(errno));
-            luaL_argerror(L, 1, lua_tostring(L, -1));
+            ck_argerror(L, plain, 1, lua_tostring(L, -1));
         }
         fclose(probe);
     }
@@ -514,14 +548,15 @@ static int ck_f_new(lua_State *L)
     lua_getfield(L, 1, "token"); /* slot 3 */
     if (!lua_isnil(L, -1)) {
         if (!ck_is_secret(L, -1))
-            luaL_argerror(L, 1, "token must be a cometkey.secret (from cometkey.core.secret)");
+            ck_argerror(L, plain, 1, "token must be a cometkey.secret (from cometkey.core.secret)");
         secret = ck_secret_check(L, lua_gettop(L));
         if (secret->value == NULL)
-            luaL_argerror(L, 1, "token was wiped (its client is closed)");
+            ck_argerror(L, plain, 1, "token was wiped (its client is closed)");
         for (i = 0; i < secret->len; i++) {
             unsigned char ch = (unsigned char)secret->value[i];
             if (ch < 0x20 || ch == 0x7f)
-                luaL_argerror(L, 1, "token must not contain control characters (CR, LF, NUL...)");
+                ck_argerror(L, plain, 1,
+                            "token must not contain control characters (CR, LF, NUL...)");
         }
     }
 
@@ -534,6 +569,7 @@ static int ck_f_new(lua_State *L)
     c->connect_timeout_ms = connect_timeout_ms;
     c->verify = verify;
     c->max_body = max_body;
+    c->plain_errors = plain;
 
     if (ca_file != NULL) {
         c->ca_file = (char *)malloc(ca_len + 1);
@@ -542,7 +578,7 @@ static int ck_f_new(lua_State *L)
         memcpy(c->ca_file, ca_file, ca_len + 1);
     }
     if (secret != NULL && secret->value == NULL) /* wiped by a finalizer the GC just ran */
-        return luaL_argerror(L, 1, "token was wiped (its client is closed)");
+        return ck_argerror(L, plain, 1, "token was wiped (its client is closed)");
     if (secret != NULL) {
         static const char prefix[] = "Authorization: ";
         size_t plen = sizeof prefix - 1;
@@ -574,21 +610,6 @@ static int ck_is_tchar(unsigned char ch)
     return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
-static int ck_ascii_ieq(const char *a, size_t n, const char *b)
-{
-    size_t i;
-    if (strlen(b) != n)
-        return 0;
-    for (i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x - 'A' + 'a');
-        if (x != y)
-            return 0;
-    }
-    return 1;
-}
-
 static void ck_oom(lua_State *L)
 {
     luaL_error(L, "cometkey: out of memory");
@@ -610,27 +631,27 @@ static void ck_append_line(lua_State *L, ck_xfer *x, const char *line)
  * lua_next goes on from the name. Raises on a programmer error. Touches no C
  * memory.
  */
-static void ck_add_header(lua_State *L, int arg)
+static void ck_add_header(lua_State *L, int plain, int arg)
 {
     size_t nlen, vlen, i;
     const char *name, *value;
     if (lua_type(L, -2) != LUA_TSTRING)
-        luaL_argerror(L, arg, "req.headers keys must be header names (strings)");
+        ck_argerror(L, plain, arg, "req.headers keys must be header names (strings)");
     name = lua_tolstring(L, -2, &nlen);
     for (i = 0; i < nlen; i++) {
         if (!ck_is_tchar((unsigned char)name[i]))
             break;
     }
     if (nlen == 0 || i < nlen)
-        luaL_argerror(L, arg,
-                      "req.headers has an invalid header name (token characters only: no CR, "
-                      "LF, NUL, spaces or colons)");
+        ck_argerror(L, plain, arg,
+                    "req.headers has an invalid header name (token characters only: no CR, "
+                    "LF, NUL, spaces or colons)");
     if (ck_ascii_ieq(name, nlen, "authorization"))
-        luaL_argerror(L, arg,
-                      "req.headers must not set Authorization (the transport adds the token)");
+        ck_argerror(L, plain, arg,
+                    "req.headers must not set Authorization (the transport adds the token)");
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
         lua_pushfstring(L, "req.headers[\"%s\"] must be a string", name);
-        luaL_argerror(L, arg, lua_tostring(L, -1));
+        ck_argerror(L, plain, arg, lua_tostring(L, -1));
     }
     lua_pushvalue(L, -1); /* convert a number on a copy, never on the lua_next key */
     value = lua_tolstring(L, -1, &vlen);
@@ -641,7 +662,7 @@ static void ck_add_header(lua_State *L, int arg)
                             "req.headers[\"%s\"] must not contain CR, LF, NUL or other "
                             "control characters",
                             name);
-            luaL_argerror(L, arg, lua_tostring(L, -1));
+            ck_argerror(L, plain, arg, lua_tostring(L, -1));
         }
     }
     /* ..., name, value, value-as-string */
@@ -690,32 +711,32 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
 {
     size_t len, i;
     const char *s;
-    int m;
+    int m, plain = c->plain_errors;
 
-    luaL_checktype(L, idx, LUA_TTABLE);
+    ck_check_table(L, plain, idx, arg);
     lua_getfield(L, idx, "method");
     if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_argerror(L, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
+        ck_argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
     s = lua_tolstring(L, -1, &len);
     for (m = 0; ck_method_names[m] != NULL; m++) {
         if (strlen(ck_method_names[m]) == len && strcmp(ck_method_names[m], s) == 0)
             break;
     }
     if (ck_method_names[m] == NULL)
-        luaL_argerror(L, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
+        ck_argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
     r->method = (enum ck_method)m;
     lua_pop(L, 1);
 
     r->timeout_ms = c->timeout_ms;
-    ck_opt_seconds(L, idx, arg, "timeout", "req.timeout", &r->timeout_ms);
+    ck_opt_seconds(L, plain, idx, arg, "timeout", "req.timeout", &r->timeout_ms);
 
     lua_getfield(L, idx, "body");
     r->body = lua_gettop(L);
     if (!lua_isnil(L, r->body)) {
         if (lua_type(L, r->body) != LUA_TSTRING)
-            luaL_argerror(L, arg, "req.body must be a string or nil");
+            ck_argerror(L, plain, arg, "req.body must be a string or nil");
         if (r->method == CK_GET)
-            luaL_argerror(L, arg, "req.body is not allowed with GET");
+            ck_argerror(L, plain, arg, "req.body is not allowed with GET");
     }
 
     r->nheaders = 0;
@@ -727,11 +748,11 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
     } else {
         int h = lua_gettop(L); /* stays: it anchors the names */
         if (!lua_istable(L, h))
-            luaL_argerror(L, arg, "req.headers must be a table of name = value");
+            ck_argerror(L, plain, arg, "req.headers must be a table of name = value");
         lua_pushnil(L);
         while (lua_next(L, h) != 0) {
             luaL_checkstack(L, 4, "cometkey.curl");
-            ck_add_header(L, arg);
+            ck_add_header(L, plain, arg);
             r->nheaders++;
             lua_pop(L, 1);
         }
@@ -740,18 +761,18 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
     lua_getfield(L, idx, "url");
     r->url = lua_gettop(L);
     if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_argerror(L, arg, "req.url must be a string");
+        ck_argerror(L, plain, arg, "req.url must be a string");
     s = lua_tolstring(L, -1, &len);
     if (!(len > 7 && ck_ascii_ieq(s, 7, "http://")) && !(len > 8 && ck_ascii_ieq(s, 8, "https://")))
-        luaL_argerror(L, arg, "req.url must be an http:// or https:// URL");
+        ck_argerror(L, plain, arg, "req.url must be an http:// or https:// URL");
     for (i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch <= 0x20 || ch == 0x7f)
-            luaL_argerror(L, arg, "req.url must not contain spaces or control characters");
+            ck_argerror(L, plain, arg, "req.url must not contain spaces or control characters");
     }
     for (i = (size_t)(strstr(s, "://") - s) + 3; i < len && !strchr("/?#", s[i]); i++) {
         if (s[i] == '@')
-            luaL_argerror(L, arg, "req.url must not contain credentials (user:password@)");
+            ck_argerror(L, plain, arg, "req.url must not contain credentials (user:password@)");
     }
 }
 
@@ -905,41 +926,6 @@ static void ck_error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, si
     }
 }
 
-static int ck_is_tls_error(CURLcode code)
-{
-    switch (code) {
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_USE_SSL_FAILED:
-#if LIBCURL_VERSION_NUM >= 0x074d00
-    case CURLE_SSL_CLIENTCERT:
-#endif
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* Network failures a second attempt cannot fix (the request itself is unusable). */
-static int ck_is_permanent(CURLcode code)
-{
-    return code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT ||
-           code == CURLE_NOT_BUILT_IN || code == CURLE_BAD_FUNCTION_ARGUMENT ||
-           code == CURLE_OUT_OF_MEMORY || code == CURLE_UNKNOWN_OPTION ||
-           code == CURLE_LOGIN_DENIED || code == CURLE_TOO_MANY_REDIRECTS;
-}
-
 /* Pushes the response's header fields as { lower-case name = value }, one pass. */
 static void ck_push_headers(lua_State *L, const char *p, size_t n)
 {
@@ -1000,8 +986,7 @@ static void ck_push_headers(lua_State *L, const char *p, size_t n)
  */
 static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
 {
-    const char *kind, *label;
-    int retryable;
+    int too_large;
     long sent_bytes = 1;
     char text[CURL_ERROR_SIZE + 64];
     if (x->out_of_memory)
@@ -1030,44 +1015,32 @@ static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code
         lua_pop(L, 1);
         return 1;
     }
-    if (x->too_large || x->headers_too_large || code == CURLE_FILESIZE_EXCEEDED) {
-        kind = "too_large";
-        label = "response too large";
-        retryable = 0;
-        if (x->headers_too_large)
-            snprintf(text, sizeof text, "headers exceed %u bytes", (unsigned)CK_MAX_HEADER_BYTES);
-        else
-            snprintf(text, sizeof text, "body exceeds max_body (%lu bytes)",
-                     (unsigned long)x->max_body);
-    } else {
-        if (code == CURLE_OPERATION_TIMEDOUT) {
-            kind = "timeout";
-            label = "timeout";
-            retryable = 1;
-        } else if (ck_is_tls_error(code)) {
-            kind = "tls";
-            label = "TLS error";
-            retryable = 0;
-        } else {
-            kind = "network";
-            label = "network error";
-            retryable = !ck_is_permanent(code);
-        }
+    too_large = x->too_large || x->headers_too_large;
+    if (x->headers_too_large)
+        snprintf(text, sizeof text, "headers exceed %u bytes", (unsigned)CK_MAX_HEADER_BYTES);
+    else if (too_large || code == CURLE_FILESIZE_EXCEEDED)
+        snprintf(text, sizeof text, "body exceeds max_body (%lu bytes)",
+                 (unsigned long)x->max_body);
+    else
         ck_error_text(c, x, code, text, sizeof text);
-    }
     curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
-    lua_pushnil(L);
-    lua_pushfstring(L, "cometkey: %s: %s: %s", x->where.data != NULL ? x->where.data : "request",
-                    label, text);
+    /* The facts go to cometkey.errors, which classifies the code (one table for
+     * every transport) and writes the message. Lua runs here: every buffer of x
+     * belongs to the userdata, and text is on the C stack. */
+    lua_getfield(L, LUA_REGISTRYINDEX, CK_FAILURE_KEY);
+    lua_pushstring(L, x->where.data != NULL ? x->where.data : "request");
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
     lua_pushinteger(L, (lua_Integer)code);
-    lua_setfield(L, -2, "curl_code");
-    lua_pushboolean(L, retryable);
-    lua_setfield(L, -2, "retryable");
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, text);
+    lua_setfield(L, -2, "text");
     lua_pushboolean(L, sent_bytes > 0); /* false: no byte of the request left this host */
     lua_setfield(L, -2, "sent");
+    if (too_large) {
+        lua_pushliteral(L, "too_large");
+        lua_setfield(L, -2, "kind");
+    }
+    lua_call(L, 2, 3);
     return 3;
 }
 
@@ -1174,8 +1147,8 @@ static int ck_meth_multi_add(lua_State *L)
     CURLcode code;
     CURLMcode mc;
     if (!ck_tointeger64(L, 2, &tag))
-        luaL_argerror(L, 2, "tag must be an integer");
-    luaL_checktype(L, 3, LUA_TTABLE);
+        ck_argerror(L, c->plain_errors, 2, "tag must be an integer");
+    ck_check_table(L, c->plain_errors, 3, 3);
     ck_read_request(L, c, 3, 3, &r);
     if (c->closed) /* by Lua code that ran while req was read */
         return luaL_error(L, "cometkey: client is closed");
@@ -1244,12 +1217,12 @@ static double ck_monotonic(void)
 static int ck_meth_multi_wait(lua_State *L)
 {
     ck_client *c = ck_check_open(L);
-    lua_Number seconds = luaL_checknumber(L, 2);
+    lua_Number seconds = ck_check_number(L, c->plain_errors, 2);
     double deadline;
     size_t done, i, n;
     luaL_checkstack(L, CK_STACK_NEEDED, "cometkey.curl");
     if (!(seconds >= 0 && seconds <= CK_MAX_TIMEOUT_SECONDS))
-        luaL_argerror(L, 2, "timeout must be a number of seconds from 0 to 2147483");
+        ck_argerror(L, c->plain_errors, 2, "timeout must be a number of seconds from 0 to 2147483");
     deadline = ck_monotonic() + seconds;
     done = ck_count_state(c, CK_DONE);
     while (done == 0 && ck_count_state(c, CK_RUNNING) > 0) {
@@ -1336,13 +1309,15 @@ static int ck_f_now(lua_State *L)
     return 1;
 }
 
-/* curl.sleep(seconds): blocks the calling thread (retry backoff in blocking mode) */
+/* curl.sleep(seconds [, plain_errors]): blocks the calling thread (retry backoff in blocking mode)
+ */
 static int ck_f_sleep(lua_State *L)
 {
-    lua_Number s = luaL_checknumber(L, 1);
+    int plain = lua_toboolean(L, 2);
+    lua_Number s = ck_check_number(L, plain, 1);
     struct timespec req, rem;
     if (!(s >= 0 && s <= CK_MAX_TIMEOUT_SECONDS))
-        luaL_argerror(L, 1, "seconds must be a number from 0 to 2147483");
+        ck_argerror(L, plain, 1, "seconds must be a number from 0 to 2147483");
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
     if (req.tv_nsec > 999999999L)
@@ -1375,6 +1350,16 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
         curl_ready = 1;
     }
     ck_secret_register(L);
+    /* Failures are classified and worded by cometkey.errors (shared with the
+     * Neovim transport, which runs the curl tool and sees the same codes). */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cometkey.errors");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "curl_failure");
+    if (lua_type(L, -1) != LUA_TFUNCTION)
+        return luaL_error(L, "cometkey: cometkey.errors has no curl_failure");
+    lua_setfield(L, LUA_REGISTRYINDEX, CK_FAILURE_KEY);
+    lua_pop(L, 1);
     if (luaL_newmetatable(L, CK_CURL_MT)) {
         lua_newtable(L);
         ck_setfuncs(L, methods);

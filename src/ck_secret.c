@@ -8,8 +8,7 @@
 
 #include "ck_secret.h"
 
-/* Overwrite through a volatile pointer so the compiler cannot drop it. */
-static void ck_secret_zero(char *p, size_t n)
+void ck_wipe(char *p, size_t n)
 {
     volatile char *v = p;
     while (n--)
@@ -19,7 +18,7 @@ static void ck_secret_zero(char *p, size_t n)
 void ck_secret_wipe(ck_secret *s)
 {
     if (s->value != NULL) {
-        ck_secret_zero(s->value, s->len);
+        ck_wipe(s->value, s->len);
         free(s->value);
         s->value = NULL;
         s->len = 0;

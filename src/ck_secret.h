@@ -20,6 +20,9 @@ typedef struct ck_secret {
 /* Returns the secret at idx or raises a type error (holds no memory then). */
 ck_secret *ck_secret_check(lua_State *L, int idx);
 
+/* Overwrites n bytes at p through a volatile pointer (the compiler cannot drop it). */
+void ck_wipe(char *p, size_t n);
+
 /* Overwrites and frees the value; idempotent. */
 void ck_secret_wipe(ck_secret *s);
 

@@ -4,6 +4,7 @@
 -- a whole operation either synchronously or, with a callback, as a coroutine
 -- whose I/O the transport completes on the host's loop.
 local core = require "cometkey.core"
+local errors = require "cometkey.errors"
 
 local coroutine, type, tostring, select, pairs = coroutine, type, tostring, select, pairs
 local min, max, random, floor = math.min, math.max, math.random, math.floor
@@ -74,7 +75,7 @@ function M.perform(client, ctx, op, built)
       message = M.redact(conf.secret, message, info)
     else
       if type(info) ~= "table" then info = { kind = "network" } end
-      if type(message) ~= "string" then message = "cometkey: " .. target(built) .. ": transport failed" end
+      if type(message) ~= "string" then message = errors.message(target(built), "transport failed") end
       message = M.redact(conf.secret, message, info)
       if debug then debug("cometkey: <- " .. message) end
     end

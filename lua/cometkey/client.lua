@@ -3,25 +3,21 @@
 -- cometkey.call, synchronously or with a trailing callback.
 local core = require "cometkey.core"
 local call = require "cometkey.call"
+local errors = require "cometkey.errors"
 local plan = require "cometkey.plan"
 local transports = require "cometkey.transport.auto"
 
 local error, type, pairs, ipairs, tostring, setmetatable = error, type, pairs, ipairs, tostring, setmetatable
 local floor = math.floor
-local concat = table.concat
 local format = string.format
 
 local Client = {}
 Client.__index = Client
 
-local function raise(method, message, level)
-  error("cometkey." .. method .. ": " .. message, (level or 1) + 1)
-end
-
-local function problems_line(problems)
-  local parts = {}
-  for i = 1, #problems do parts[i] = problems[i].message end
-  return concat(parts, "; ")
+-- Raises "cometkey.<method>: <message>" at level (see cometkey.errors.raise; extra:
+-- data kept with the error, such as the validation problems).
+local function raise(method, message, level, extra)
+  errors.raise(method, message, (level or 1) + 1, extra)
 end
 
 -- Validates fields in mode, raising at the caller's level with every problem;
@@ -32,7 +28,8 @@ local function checked(method, fields, mode, level, what)
   end
   local normalized, problems = core.check(fields, mode)
   if not normalized then
-    raise(method, (what and (what .. ": ") or "") .. problems_line(problems), level + 1)
+    raise(method, (what and (what .. ": ") or "") .. errors.problem_text(problems), level + 1,
+      { problems = problems, argument = what or "fields" })
   end
   return normalized
 end

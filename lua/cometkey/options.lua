@@ -2,8 +2,9 @@
 -- client configuration. Every problem raises with the option's name; the token's
 -- value never appears in a message.
 local core = require "cometkey.core"
+local errors = require "cometkey.errors"
 
-local error, type, pairs, tostring, tonumber = error, type, pairs, tostring, tonumber
+local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local floor = math.floor
 local find, match, lower, format = string.find, string.match, string.lower, string.format
 
@@ -21,7 +22,7 @@ local KNOWN = {
 local TRANSPORTS = { curl = true, resty = true, nvim = true }
 
 local function fail(level, fmt, ...)
-  error("cometkey.new: " .. format(fmt, ...), level + 1)
+  errors.raise("new", format(fmt, ...), level + 1)
 end
 
 -- Control characters (CR, LF, NUL, ...) would let a value break out of its header.

@@ -4,6 +4,7 @@
 -- update_many drives from Lua. The token stays in C: the handle adds the
 -- Authorization header itself (needs_token = false).
 local ccurl = require "cometkey.curl"
+local errors = require "cometkey.errors"
 
 local error, type, pcall, setmetatable, tostring = error, type, pcall, setmetatable, tostring
 
@@ -12,11 +13,13 @@ local M = {}
 local Transport = {}
 Transport.__index = Transport
 
--- Re-raises a programmer error from the C handle at the caller of the method
--- that called raise, as "cometkey.transport.curl.<method>: <rule>".
+-- Re-raises an error from the C handle at the caller of the method that called
+-- raise. The handle is made with plain_errors: a programmer error arrives as
+-- { rule = "..." } and is raised as "cometkey.transport.curl.<method>: <rule>".
 local function raise(method, err)
-  local rule = type(err) == "string" and err:match("^bad argument #%d+ to '[^']*' %((.*)%)$")
-  if rule then err = "cometkey.transport.curl." .. method .. ": " .. rule end
+  if type(err) == "table" and err.rule then
+    errors.raise("transport.curl." .. method, err.rule, 3) -- not a tail call: levels count this frame
+  end
   error(err, 3)
 end
 
@@ -36,6 +39,7 @@ function M.new(opts)
     ca_file = opts.ca_file,
     max_body = opts.max_body,
     token = opts.secret,
+    plain_errors = true,
   })
   if not ok then raise("new", handle) end
   return setmetatable({ handle = handle }, Transport)
@@ -63,7 +67,7 @@ end
 
 --- sleep(seconds): blocks the thread (retry backoff)
 function Transport.sleep(_, seconds)
-  local ok, err = pcall(ccurl.sleep, seconds)
+  local ok, err = pcall(ccurl.sleep, seconds, true)
   if not ok then raise("sleep", err) end
 end
 

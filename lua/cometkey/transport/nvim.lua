@@ -37,15 +37,9 @@ M.MAX_INLINE_BODY = 100 * 1024  -- curl's config line limit, for the data-raw fa
 local TRAILER = "\ncometkey-curl:%{http_code}:%{size_header}:%{size_request}\n"
 local TRAILER_PATTERN = "()\ncometkey%-curl:(%d+):(%d+):(%d+)\n$"
 
--- curl exit codes (libcurl's CURLcode) that mean a TLS failure.
-local TLS_CODES = {
-  [35] = true, [51] = true, [53] = true, [54] = true, [58] = true, [59] = true, [60] = true, [64] = true,
-  [66] = true, [77] = true, [80] = true, [82] = true, [83] = true, [90] = true, [91] = true, [98] = true,
-}
--- Failures that repeating the request cannot fix (bad URL, protocol refused, options, memory).
-local PERMANENT_CODES = { [1] = true, [2] = true, [3] = true, [4] = true, [27] = true, [43] = true, [48] = true }
--- Failures where nothing reached the server (name resolution, connect).
-local NOT_SENT_CODES = { [5] = true, [6] = true, [7] = true }
+-- curl's exit status is libcurl's CURLcode: cometkey.errors classifies it, for
+-- this transport and the libcurl one alike.
+local errors = require "cometkey.errors"
 
 -- Live curl processes of every transport (process handle -> transport), killed when Neovim exits.
 local live = {}
@@ -161,11 +155,10 @@ local function parse_head(head)
   return status, headers or {}
 end
 
+-- A failure of this transport's own (not a curl exit code): facts to cometkey.errors.
 local function failure(where, kind, text, info)
-  local label = kind == "timeout" and "timeout" or kind == "tls" and "TLS error"
-    or kind == "too_large" and "response too large" or "network error"
-  info.kind = kind
-  return nil, "cometkey: " .. where .. ": " .. label .. ": " .. text, info
+  return errors.failure(where, { kind = kind, text = text, retryable = info.retryable, sent = info.sent,
+    code = info.curl_code })
 end
 
 -- curl's own message from stderr ("curl: (7) Failed to connect ..." -> "Failed to connect ...").
@@ -200,18 +193,9 @@ local function outcome(self, run)
     if code == 0 then
       return failure(where, "network", "curl gave no response status", info)
     end
-    local text = curl_text(run.err, code)
-    if code == 63 then
-      return failure(where, "too_large", format("body exceeds max_body (%d bytes)", self.max_body), info)
-    elseif code == 28 then
-      info.retryable = true
-      return failure(where, "timeout", text, info)
-    elseif TLS_CODES[code] then
-      return failure(where, "tls", text, info)
-    end
-    if NOT_SENT_CODES[code] then info.sent = false end
-    info.retryable = not PERMANENT_CODES[code]
-    return failure(where, "network", text, info)
+    local text = code == errors.CURL.too_large and format("body exceeds max_body (%d bytes)", self.max_body)
+      or curl_text(run.err, code)
+    return errors.curl_failure(where, { code = code, text = text, sent = sent })
   end
   local data = sub(out, 1, at - 1)
   head_bytes = tonumber(head_bytes)

@@ -8,6 +8,7 @@ local ngx = ngx
 local tcp = ngx.socket.tcp
 local ngx_sleep, ngx_now, update_time, get_phase = ngx.sleep, ngx.now, ngx.update_time, ngx.get_phase
 local ngx_log, WARN = ngx.log, ngx.WARN
+local errors = require "cometkey.errors"
 
 local pairs, tostring, tonumber, setmetatable = pairs, tostring, tonumber, setmetatable
 local max, min, floor = math.max, math.min, math.floor
@@ -69,10 +70,7 @@ local function has_token(value, word)
 end
 
 local function failure(where, kind, text, retryable, sent)
-  local label = kind == "timeout" and "timeout" or kind == "tls" and "TLS error"
-    or kind == "too_large" and "response too large" or "network error"
-  return nil, format("cometkey: %s: %s: %s", where, label, text),
-    { kind = kind, retryable = retryable, sent = sent }
+  return errors.failure(where, { kind = kind, text = text, retryable = retryable, sent = sent })
 end
 
 -- A cosocket error string -> kind, text, retryable.
