@@ -91,6 +91,7 @@ lint:
 	luacheck -q lua spec examples bench tools bin/cometkey
 	@sh tools/check-format.sh
 	@sh tools/check-rockspec.sh "$(CORE_SRC)" "$(CURL_SRC)"
+	@sh tools/check-bench-symbols.sh
 
 # `make -s print-CORE_SRC` prints a variable (the source lists, for scripts).
 print-%:

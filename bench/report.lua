@@ -148,22 +148,23 @@ local function explain_seq(r)
     .. "cometkey used %s µs of CPU per request, the C loop %s µs (medians above).",
     num(s.cometkey.cpu_us, 1), num(s.c_loop.cpu_us, 1))
   if cg and cg.update_io and cg.c_loop then
-    local parts = {}
-    for _, p in ipairs(cg.update_io.parts) do parts[p.name] = p.ir end
+    local parts, names = {}, {}
+    for _, p in ipairs(cg.update_io.parts) do parts[p.name], names[p.name] = p.ir, p.symbol end
     lines[#lines + 1] = format("callgrind: one `client:update{id = 1, status = 2}` costs %s instructions against the "
       .. "C loop's %s (libcurl included in both), %s more. Of those: validation `core.check` %s, request building "
-      .. "`core.request` %s, response mapping `core.response` %s (JSON decoding `ck_json_decode` %s, of which "
+      .. "`core.request` %s, response mapping `core.response` %s (JSON decoding `%s` %s, of which "
       .. "jansson's `json_loadb` %s), the curl binding outside `curl_easy_perform` %s (reading and checking the "
-      .. "request table and header list, which is kept while the headers do not change, and `ck_push_outcome` %s: "
+      .. "request table and header list, which is kept while the headers do not change, and `%s` %s: "
       .. "the response table with its parsed headers); the rest, %s, is the Lua path (client:update -> "
       .. "call.perform -> transport -> binding) and its garbage collection.",
       num(cg.update_io.total, 0), num(cg.c_loop.total, 0), num(cg.update_io.total - cg.c_loop.total, 0),
-      num(parts.l_check, 0), num(parts.l_request, 0), num(parts.l_response, 0), num(parts.ck_json_decode, 0),
+      num(parts.check, 0), num(parts.request, 0), num(parts.response, 0), names.json_decode or "json_decode",
+      num(parts.json_decode, 0),
       num(parts.json_loadb, 0),
-      num(parts.ck_meth_perform and parts.curl_easy_perform and parts.ck_meth_perform - parts.curl_easy_perform, 0),
-      num(parts.ck_push_outcome, 0),
-      num(parts.l_check and parts.l_request and parts.l_response and parts.ck_meth_perform
-        and cg.update_io.total - parts.l_check - parts.l_request - parts.l_response - parts.ck_meth_perform, 0))
+      num(parts.perform and parts.curl_easy_perform and parts.perform - parts.curl_easy_perform, 0),
+      names.outcome or "outcome", num(parts.outcome, 0),
+      num(parts.check and parts.request and parts.response and parts.perform
+        and cg.update_io.total - parts.check - parts.request - parts.response - parts.perform, 0))
     if parts.json_loadb and parts.curl_easy_perform then
       local floor_ir = parts.curl_easy_perform + parts.json_loadb
       lines[#lines + 1] = format("Why T1 stays out of reach: libcurl's transfer (%s) and jansson's parse of the "
@@ -288,7 +289,7 @@ local function callgrind_text(r)
     if c then
       out[#out + 1] = format("%-10s %8d  %s", o[1], math.floor(c.total + 0.5), o[2])
       for _, p in ipairs(c.parts) do
-        out[#out + 1] = format("    %-24s %8d", p.name, math.floor(p.ir + 0.5))
+        out[#out + 1] = format("    %-24s %8d", p.symbol or p.name, math.floor(p.ir + 0.5))
       end
     end
   end
@@ -415,8 +416,8 @@ function M.write(bench_dir, dest, r, mode)
         .. "the Lua scheduler of cometkey/bulk.lua: one coroutine per item, result tables). wrk validates, "
         .. "encodes and decodes nothing: it replays one preformatted request and only parses the response "
         .. "headers.\n", num(r.bulk.cometkey_bulk.cpu_us, 1), num(1e6 / r.bulk.cometkey_bulk.cpu_us, 0),
-        num(b.total, 0), num(parts.l_check, 0), num(parts.l_request, 0), num(parts.l_response, 0),
-        num(parts.ck_meth_multi_wait, 0)))
+        num(b.total, 0), num(parts.check, 0), num(parts.request, 0), num(parts.response, 0),
+        num(parts.multi_wait, 0)))
       local seq_parts = {}
       for _, p in ipairs(r.callgrind.update_io and r.callgrind.update_io.parts or {}) do seq_parts[p.name] = p.ir end
       if parts.curl_multi_perform and seq_parts.json_loadb then

@@ -277,9 +277,12 @@ local function collected(out)
   return tonumber((out:match("Collected%s*:%s*(%d+)")))
 end
 
+-- figure -> C function (bench/symbols.lua: resolved from the built modules, not written here)
+local figure_symbols
+
 -- Instructions per operation: (Ir(k) - Ir(0)) / k, plus the inclusive cost per
--- operation of the named functions in the k run (from callgrind_annotate).
-local function callgrind_count(argv_of, k, functions)
+-- operation of the C function of each wanted figure in the k run (from callgrind_annotate).
+local function callgrind_count(argv_of, k, wanted)
   local cg_file = OUT .. "/callgrind.out"
   local base_argv = concat_lists({ "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null" }, argv_of(0))
   local _, out0 = run(base_argv)
@@ -289,7 +292,7 @@ local function callgrind_count(argv_of, k, functions)
   assert(ir0 and ir1, "bench: no callgrind totals:\n" .. out1)
   local per = { total = (ir1 - ir0) / k, parts = {} }
   local annotated = util.capture("callgrind_annotate --inclusive=yes --threshold=100 " .. q(cg_file) .. " 2>/dev/null")
-  -- lines like "  359,244,017 (52.94%)  /work/main/src/ck_curl.c:ck_meth_perform [...]"
+  -- lines like "  359,244,017 (52.94%)  /work/main/src/ck_curl.c:l_perform [...]"
   local inclusive = {}
   for line in annotated:gmatch("[^\n]+") do
     local count, fn = line:match("^%s*([%d,]+) %([^)]*%)%s+%S-:([%w_]+)%f[^%w_']")
@@ -298,8 +301,12 @@ local function callgrind_count(argv_of, k, functions)
       inclusive[fn] = math.max(inclusive[fn] or 0, ir)
     end
   end
-  for _, name in ipairs(functions or {}) do
-    if inclusive[name] then per.parts[#per.parts + 1] = { name = name, ir = inclusive[name] / k } end
+  for _, figure in ipairs(wanted or {}) do
+    local symbol = assert(figure_symbols[figure], "bench: no C function for the figure " .. figure)
+    if not inclusive[symbol] then
+      error("bench: callgrind saw no " .. symbol .. " (figure " .. figure .. "); see bench/symbols.lua")
+    end
+    per.parts[#per.parts + 1] = { name = figure, symbol = symbol, ir = inclusive[symbol] / k }
   end
   os.remove(cg_file)
   return per
@@ -308,22 +315,28 @@ end
 local function callgrind_section(results, url)
   need("valgrind", "callgrind instruction counts")
   log("callgrind: instruction counts (%d repetitions each)", CG_K)
+  figure_symbols = {}
+  for line in util.capture("CK_BUILD=build/5.4 lua5.4 " .. q(bench_dir .. "/symbols.lua")):gmatch("[^\n]+") do
+    local figure, symbol = line:match("^(%S+) (%S+)$")
+    assert(figure, "bench: bench/symbols.lua failed: " .. line)
+    figure_symbols[figure] = symbol
+  end
   local cg = {}
   local function ops(op)
     return function(k) return { "lua5.4", bench_dir .. "/callgrind_ops.lua", op, tostring(k), AL } end
   end
-  cg.encode = callgrind_count(ops("encode"), CG_K, { "l_check", "l_request", "ck_json_encode", "json_dumps" })
-  cg.decode = callgrind_count(ops("decode"), CG_K, { "l_response", "ck_json_decode", "json_loadb" })
-  cg.contains = callgrind_count(ops("contains"), CG_K * 10, { "ck_meth_contains", "ck_matcher_contains_text" })
+  cg.encode = callgrind_count(ops("encode"), CG_K, { "check", "request", "json_encode", "json_dumps" })
+  cg.decode = callgrind_count(ops("decode"), CG_K, { "response", "json_decode", "json_loadb" })
+  cg.contains = callgrind_count(ops("contains"), CG_K * 10, { "contains", "contains_text" })
   if url then
     local k = math.floor(CG_K / 2)
     cg.update_io = callgrind_count(function(n)
       return { "lua5.4", bench_dir .. "/client_cometkey.lua", url, "seq", tostring(n) }
-    end, k, { "l_check", "l_request", "l_response", "ck_json_decode", "json_loadb", "ck_meth_perform",
-      "curl_easy_perform", "ck_push_outcome" })
+    end, k, { "check", "request", "response", "json_decode", "json_loadb", "perform", "curl_easy_perform",
+      "outcome" })
     cg.bulk_io = callgrind_count(function(n)
       return { "lua5.4", bench_dir .. "/client_cometkey.lua", url, "bulk", tostring(n), "16" }
-    end, k, { "l_check", "l_request", "l_response", "ck_meth_multi_add", "ck_meth_multi_wait",
+    end, k, { "check", "request", "response", "multi_add", "multi_wait",
       "curl_multi_perform" })
     local shape = results.shape
     cg.c_loop = callgrind_count(function(n)

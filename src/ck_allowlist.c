@@ -13,6 +13,7 @@
 #include "ck_allowlist.h"
 #include "ck_cidr.h"
 #include "ck_core.h"
+#include "ck_util.h"
 
 /* How messages about a bad entry read. */
 enum ck_msg_style {
@@ -22,18 +23,8 @@ enum ck_msg_style {
 
 /* ================================================================ reading values */
 
-static int ck_is_null(lua_State *L, int idx)
-{
-    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
-}
-
-static int ck_abs_index(lua_State *L, int idx)
-{
-    return (idx < 0 && idx > LUA_REGISTRYINDEX) ? lua_gettop(L) + idx + 1 : idx;
-}
-
-static void ck_entry_message(char *err, size_t errlen, int style, size_t pos, const char *s,
-                             size_t len, int code)
+static void entry_message(char *err, size_t errlen, int style, size_t pos, const char *s,
+                          size_t len, int code)
 {
     char quoted[CK_QUOTE_MAX];
     ck_cidr_quote(s, len, quoted, sizeof quoted);
@@ -43,8 +34,8 @@ static void ck_entry_message(char *err, size_t errlen, int style, size_t pos, co
 }
 
 /* Entries of a list string, counted first so the userdata has the right size. */
-static int ck_collect_string(lua_State *L, int idx, int style, ck_entry **out, size_t *count,
-                             char *err, size_t errlen)
+static int collect_string(lua_State *L, int idx, int style, ck_entry **out, size_t *count,
+                          char *err, size_t errlen)
 {
     size_t len, pos = 0, start, elen, n = 0, i = 0;
     const char *s = lua_tolstring(L, idx, &len);
@@ -59,7 +50,7 @@ static int ck_collect_string(lua_State *L, int idx, int style, ck_entry **out, s
     while (ck_list_next(s, len, &pos, &start, &elen)) {
         int code = ck_entry_parse(s + start, elen, &e[i]);
         if (code != CK_CIDR_OK) {
-            ck_entry_message(err, errlen, style, i + 1, s + start, elen, code);
+            entry_message(err, errlen, style, i + 1, s + start, elen, code);
             lua_pop(L, 1);
             return 0;
         }
@@ -72,8 +63,8 @@ static int ck_collect_string(lua_State *L, int idx, int style, ck_entry **out, s
 
 /* Entries of an array: one per item, blanks around it ignored, empty items skipped;
  * positions in messages are the item's index. */
-static int ck_collect_array(lua_State *L, int idx, int style, ck_entry **out, size_t *count,
-                            char *err, size_t errlen)
+static int collect_array(lua_State *L, int idx, int style, ck_entry **out, size_t *count, char *err,
+                         size_t errlen)
 {
     size_t n = (size_t)ck_rawlen(L, idx), keys = 0, i, kept = 0;
     ck_entry *e;
@@ -122,7 +113,7 @@ static int ck_collect_array(lua_State *L, int idx, int style, ck_entry **out, si
             for (j = a; j < b; j++)
                 if (ck_list_is_separator((unsigned char)s[j]))
                     code = CK_CIDR_ESEPARATOR;
-            ck_entry_message(err, errlen, style, i, s + a, b - a, code);
+            entry_message(err, errlen, style, i, s + a, b - a, code);
             lua_pop(L, 2);
             return 0;
         }
@@ -140,20 +131,20 @@ static int ck_collect_array(lua_State *L, int idx, int style, ck_entry **out, si
  * pushes nothing, writes the message into err and returns 0. Never raises
  * except when out of memory.
  */
-static int ck_collect(lua_State *L, int idx, int style, ck_entry **out, size_t *count, char *err,
-                      size_t errlen)
+static int collect(lua_State *L, int idx, int style, ck_entry **out, size_t *count, char *err,
+                   size_t errlen)
 {
-    idx = ck_abs_index(L, idx);
+    idx = ck_absindex(L, idx);
     switch (lua_type(L, idx)) {
     case LUA_TNONE:
     case LUA_TNIL:
         break;
     case LUA_TSTRING:
-        return ck_collect_string(L, idx, style, out, count, err, errlen);
+        return collect_string(L, idx, style, out, count, err, errlen);
     case LUA_TTABLE:
-        return ck_collect_array(L, idx, style, out, count, err, errlen);
+        return collect_array(L, idx, style, out, count, err, errlen);
     default:
-        if (ck_is_null(L, idx))
+        if (ck_isnull(L, idx))
             break;
         snprintf(err, errlen, "expected a string, an array of strings or null, got %s",
                  luaL_typename(L, idx));
@@ -165,7 +156,7 @@ static int ck_collect(lua_State *L, int idx, int style, ck_entry **out, size_t *
 }
 
 /* De-duplicates in place; the scratch is freed before a raise. */
-static size_t ck_dedup_or_raise(lua_State *L, ck_entry *e, size_t n)
+static size_t dedup_or_raise(lua_State *L, ck_entry *e, size_t n)
 {
     size_t kept = ck_entries_dedup(e, n);
     if (kept == (size_t)-1)
@@ -174,7 +165,7 @@ static size_t ck_dedup_or_raise(lua_State *L, ck_entry *e, size_t n)
 }
 
 /* Pushes the newline-joined normalised entries. */
-static void ck_push_joined(lua_State *L, const ck_entry *e, size_t n)
+static void push_joined(lua_State *L, const ck_entry *e, size_t n)
 {
     luaL_Buffer b;
     size_t i;
@@ -193,17 +184,17 @@ int ck_allowlist_normalize(lua_State *L, int idx, char *err, size_t errlen)
 {
     ck_entry *e;
     size_t n;
-    if (!ck_collect(L, idx, CK_MSG_FIELD, &e, &n, err, errlen))
+    if (!collect(L, idx, CK_MSG_FIELD, &e, &n, err, errlen))
         return 0;
-    n = ck_dedup_or_raise(L, e, n);
-    ck_push_joined(L, e, n);
+    n = dedup_or_raise(L, e, n);
+    push_joined(L, e, n);
     lua_remove(L, -2); /* the scratch entries */
     return 1;
 }
 
 /* ================================================================ core functions */
 
-static int ck_fail(lua_State *L, const char *message)
+static int fail(lua_State *L, const char *message)
 {
     lua_pushnil(L);
     lua_pushstring(L, message);
@@ -211,14 +202,14 @@ static int ck_fail(lua_State *L, const char *message)
 }
 
 /* allowlist_parse(value) -> array of normalised entries | nil, message */
-static int ck_allowlist_parse(lua_State *L)
+static int l_allowlist_parse(lua_State *L)
 {
     char err[CK_ERRLEN];
     ck_entry *e;
     size_t n, i;
-    if (!ck_collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
-        return ck_fail(L, err);
-    n = ck_dedup_or_raise(L, e, n);
+    if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+        return fail(L, err);
+    n = dedup_or_raise(L, e, n);
     lua_createtable(L, n < 0x7fffffff ? (int)n : 0, 0);
     for (i = 0; i < n; i++) {
         char text[CK_ENTRY_TEXT_MAX];
@@ -230,15 +221,15 @@ static int ck_allowlist_parse(lua_State *L)
 }
 
 /* allowlist_format(value) -> newline-joined normalised entries ("" for none) | nil, message */
-static int ck_allowlist_format(lua_State *L)
+static int l_allowlist_format(lua_State *L)
 {
     char err[CK_ERRLEN];
     ck_entry *e;
     size_t n;
-    if (!ck_collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
-        return ck_fail(L, err);
-    n = ck_dedup_or_raise(L, e, n);
-    ck_push_joined(L, e, n);
+    if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+        return fail(L, err);
+    n = dedup_or_raise(L, e, n);
+    push_joined(L, e, n);
     return 1;
 }
 
@@ -259,7 +250,7 @@ typedef struct ck_allowlist_ud {
  * cannot write userdata bytes, and __gc clears the cookie so recycled memory
  * never carries a stale one.
  */
-static ck_allowlist_ud *ck_check_ud(lua_State *L)
+static ck_allowlist_ud *check_ud(lua_State *L)
 {
     ck_allowlist_ud *u = (ck_allowlist_ud *)lua_touserdata(L, 1);
     if (u == NULL || lua_type(L, 1) != LUA_TUSERDATA || ck_rawlen(L, 1) != sizeof *u ||
@@ -268,23 +259,23 @@ static ck_allowlist_ud *ck_check_ud(lua_State *L)
     return u;
 }
 
-static const ck_matcher *ck_check_matcher(lua_State *L)
+static const ck_matcher *check_matcher(lua_State *L)
 {
-    ck_allowlist_ud *u = ck_check_ud(L);
+    ck_allowlist_ud *u = check_ud(L);
     if (u->m == NULL)
         luaL_error(L, "cometkey.allowlist: the matcher was freed");
     return u->m;
 }
 
 /* allowlist_compile(value) -> matcher | nil, message */
-static int ck_allowlist_compile(lua_State *L)
+static int l_allowlist_compile(lua_State *L)
 {
     char err[CK_ERRLEN];
     ck_entry *e;
     size_t n;
     ck_allowlist_ud *u;
-    if (!ck_collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
-        return ck_fail(L, err);
+    if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+        return fail(L, err);
     /* userdata and metatable first (may raise), then the malloc nothing interrupts */
     u = (ck_allowlist_ud *)ck_newuserdata(L, sizeof *u);
     u->cookie = (uintptr_t)u ^ CK_ALLOWLIST_COOKIE;
@@ -298,9 +289,9 @@ static int ck_allowlist_compile(lua_State *L)
 }
 
 /* matcher:contains(ip [, form]) -> boolean; form "text" | "binary" | nil (auto) */
-static int ck_meth_contains(lua_State *L)
+static int l_contains(lua_State *L)
 {
-    const ck_matcher *m = ck_check_matcher(L);
+    const ck_matcher *m = check_matcher(L);
     size_t len, flen;
     const char *ip, *form;
     ck_addr a;
@@ -331,22 +322,21 @@ static int ck_meth_contains(lua_State *L)
 }
 
 /* matcher:count() and #matcher -> number of address ranges after merging */
-static int ck_meth_count(lua_State *L)
+static int l_count(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)ck_matcher_count(ck_check_matcher(L)));
+    lua_pushinteger(L, (lua_Integer)ck_matcher_count(check_matcher(L)));
     return 1;
 }
 
-static int ck_meth_tostring(lua_State *L)
+static int l_tostring(lua_State *L)
 {
-    lua_pushfstring(L, "cometkey.allowlist (%d ranges)",
-                    (int)ck_matcher_count(ck_check_matcher(L)));
+    lua_pushfstring(L, "cometkey.allowlist (%d ranges)", (int)ck_matcher_count(check_matcher(L)));
     return 1;
 }
 
-static int ck_meth_gc(lua_State *L)
+static int l_gc(lua_State *L)
 {
-    ck_allowlist_ud *u = ck_check_ud(L);
+    ck_allowlist_ud *u = check_ud(L);
     ck_matcher_free(u->m);
     u->m = NULL;
     u->cookie = 0;
@@ -356,7 +346,7 @@ static int ck_meth_gc(lua_State *L)
 /* ================================================================ registration */
 
 /* Sets each function as a closure over the metatable at index mt in table t. */
-static void ck_set_closures(lua_State *L, int t, int mt, const luaL_Reg *l)
+static void set_closures(lua_State *L, int t, int mt, const luaL_Reg *l)
 {
     for (; l->name != NULL; l++) {
         lua_pushvalue(L, mt);
@@ -367,16 +357,13 @@ static void ck_set_closures(lua_State *L, int t, int mt, const luaL_Reg *l)
 
 void ck_allowlist_open(lua_State *L)
 {
-    static const luaL_Reg functions[] = {{"allowlist_parse", ck_allowlist_parse},
-                                         {"allowlist_format", ck_allowlist_format},
-                                         {"allowlist_compile", ck_allowlist_compile},
+    static const luaL_Reg functions[] = {{"allowlist_parse", l_allowlist_parse},
+                                         {"allowlist_format", l_allowlist_format},
+                                         {"allowlist_compile", l_allowlist_compile},
                                          {NULL, NULL}};
-    static const luaL_Reg methods[] = {
-        {"contains", ck_meth_contains}, {"count", ck_meth_count}, {NULL, NULL}};
-    static const luaL_Reg metamethods[] = {{"__len", ck_meth_count},
-                                           {"__tostring", ck_meth_tostring},
-                                           {"__gc", ck_meth_gc},
-                                           {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"contains", l_contains}, {"count", l_count}, {NULL, NULL}};
+    static const luaL_Reg metamethods[] = {
+        {"__len", l_count}, {"__tostring", l_tostring}, {"__gc", l_gc}, {NULL, NULL}};
     int module = lua_gettop(L), mt;
 
     luaL_newmetatable(L, CK_ALLOWLIST_MT);
@@ -387,6 +374,6 @@ void ck_allowlist_open(lua_State *L)
     ck_setfuncs(L, metamethods);
     lua_pushliteral(L, "cometkey.allowlist");
     lua_setfield(L, mt, "__metatable");
-    ck_set_closures(L, module, mt, functions);
+    set_closures(L, module, mt, functions);
     lua_settop(L, module);
 }

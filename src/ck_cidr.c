@@ -16,22 +16,22 @@
 
 static const uint8_t ck_v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-static int ck_is_v4_mapped(const uint8_t *b)
+static int is_v4_mapped(const uint8_t *b)
 {
     return memcmp(b, ck_v4_mapped_prefix, 12) == 0;
 }
 
-static uint32_t ck_load_be32(const uint8_t *b)
+static uint32_t load_be32(const uint8_t *b)
 {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-static uint64_t ck_load_be64(const uint8_t *b)
+static uint64_t load_be64(const uint8_t *b)
 {
-    return (uint64_t)ck_load_be32(b) << 32 | ck_load_be32(b + 4);
+    return (uint64_t)load_be32(b) << 32 | load_be32(b + 4);
 }
 
-static void ck_store_be32(uint8_t *b, uint32_t v)
+static void store_be32(uint8_t *b, uint32_t v)
 {
     b[0] = (uint8_t)(v >> 24);
     b[1] = (uint8_t)(v >> 16);
@@ -39,10 +39,10 @@ static void ck_store_be32(uint8_t *b, uint32_t v)
     b[3] = (uint8_t)v;
 }
 
-static void ck_set_v4_mapped(uint8_t *b, uint32_t v4)
+static void set_v4_mapped(uint8_t *b, uint32_t v4)
 {
     memcpy(b, ck_v4_mapped_prefix, 12);
-    ck_store_be32(b + 12, v4);
+    store_be32(b + 12, v4);
 }
 
 /* Hex digit value + 1, 0 for other bytes: a table, because digits and letters
@@ -52,13 +52,13 @@ static const uint8_t ck_hex_plus1[256] = {
     ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
     ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
-static int ck_is_alpha(unsigned char c)
+static int is_alpha(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
 /* Clears every bit after the first prefix bits (prefix <= 8 * len) of a len-byte address. */
-static void ck_mask_bytes(uint8_t *b, size_t len, unsigned prefix)
+static void mask_bytes(uint8_t *b, size_t len, unsigned prefix)
 {
     size_t whole = prefix / 8;
     if (whole < len) {
@@ -68,7 +68,7 @@ static void ck_mask_bytes(uint8_t *b, size_t len, unsigned prefix)
 }
 
 /* The error code for a character Go's parsers stop on. */
-static int ck_unexpected_char(unsigned char c)
+static int unexpected_char(unsigned char c)
 {
     switch (c) {
     case '%':
@@ -90,7 +90,7 @@ static int ck_unexpected_char(unsigned char c)
  * Go's parseIPv4Fields: four decimal fields 0..255 without leading zeros.
  * Stores the address as a host-order integer.
  */
-static int ck_parse_v4(const unsigned char *s, size_t len, uint32_t *out)
+static int parse_v4(const unsigned char *s, size_t len, uint32_t *out)
 {
     uint32_t acc = 0;
     unsigned val = 0, digits = 0, pos = 0;
@@ -119,7 +119,7 @@ static int ck_parse_v4(const unsigned char *s, size_t len, uint32_t *out)
                 j++;
             return (j == len && j > i + 1) ? CK_CIDR_EPORT : CK_CIDR_EINVALID;
         } else {
-            return ck_unexpected_char((unsigned char)c);
+            return unexpected_char((unsigned char)c);
         }
     }
     if (pos < 3)
@@ -130,7 +130,7 @@ static int ck_parse_v4(const unsigned char *s, size_t len, uint32_t *out)
 
 /* Go's netip parseIPv6, with any zone refused (ParseIP and ParseCIDR both
  * reject a zoned address, and an empty zone is a parse error). */
-static int ck_parse_v6(const unsigned char *s, size_t len, uint8_t ip[16])
+static int parse_v6(const unsigned char *s, size_t len, uint8_t ip[16])
 {
     int ellipsis = -1; /* byte position of "::" in ip */
     int i = 0;         /* bytes of ip filled */
@@ -157,17 +157,17 @@ static int ck_parse_v6(const unsigned char *s, size_t len, uint8_t ip[16])
                 return CK_CIDR_EHEXGROUP;
         }
         if (off == 0)
-            return ck_unexpected_char(s[p]);
+            return unexpected_char(s[p]);
         if (p + off < len && s[p + off] == '.') {
             /* trailing IPv4: re-read this field as its first decimal field */
             uint32_t v4;
             int err;
             if ((ellipsis < 0 && i != 12) || i + 4 > 16)
                 return CK_CIDR_EINVALID;
-            err = ck_parse_v4(s + p, len - p, &v4);
+            err = parse_v4(s + p, len - p, &v4);
             if (err != CK_CIDR_OK)
                 return err;
-            ck_store_be32(ip + i, v4);
+            store_be32(ip + i, v4);
             p = len;
             i += 4;
             break;
@@ -179,7 +179,7 @@ static int ck_parse_v6(const unsigned char *s, size_t len, uint8_t ip[16])
         if (p == len)
             break;
         if (s[p] != ':')
-            return ck_unexpected_char(s[p]);
+            return unexpected_char(s[p]);
         if (p + 1 == len)
             return CK_CIDR_EINVALID; /* trailing single colon */
         p++;
@@ -209,22 +209,22 @@ static int ck_parse_v6(const unsigned char *s, size_t len, uint8_t ip[16])
 
 /* Go's netip.ParseAddr (zone refused): the first of '.', ':' or '%' decides
  * the family. Fills the 16-byte form; *is4 tells an IPv4 text (Addr.Is4). */
-static int ck_parse_addr(const unsigned char *s, size_t len, uint8_t ip[16], int *is4)
+static int parse_addr(const unsigned char *s, size_t len, uint8_t ip[16], int *is4)
 {
     size_t i;
     for (i = 0; i < len; i++) {
         if (s[i] == '.') {
             uint32_t v4;
-            int err = ck_parse_v4(s, len, &v4);
+            int err = parse_v4(s, len, &v4);
             if (err == CK_CIDR_OK) {
-                ck_set_v4_mapped(ip, v4);
+                set_v4_mapped(ip, v4);
                 *is4 = 1;
             }
             return err;
         }
         if (s[i] == ':') {
             *is4 = 0;
-            return ck_parse_v6(s, len, ip);
+            return parse_v6(s, len, ip);
         }
         if (s[i] == '%')
             return CK_CIDR_EZONE;
@@ -233,7 +233,7 @@ static int ck_parse_addr(const unsigned char *s, size_t len, uint8_t ip[16], int
 }
 
 /* A more helpful code for a refused address part (validity is already decided). */
-static int ck_refine_error(int code, const unsigned char *s, size_t len)
+static int refine_error(int code, const unsigned char *s, size_t len)
 {
     size_t i;
     int colon = 0, range = 0;
@@ -257,7 +257,7 @@ static int ck_refine_error(int code, const unsigned char *s, size_t len)
     }
     if (code != CK_CIDR_EINVALID && code != CK_CIDR_ERANGE)
         return code;
-    if (!colon && len > 0 && ck_is_alpha(s[0]))
+    if (!colon && len > 0 && is_alpha(s[0]))
         return CK_CIDR_EHOSTNAME;
     return range ? CK_CIDR_ERANGE : code;
 }
@@ -274,9 +274,9 @@ int ck_entry_parse(const char *text, size_t len, ck_entry *out)
         return CK_CIDR_EEMPTY;
     slash = (const unsigned char *)memchr(s, '/', len);
     alen = slash != NULL ? (size_t)(slash - s) : len;
-    err = ck_parse_addr(s, alen, out->addr, &is4);
+    err = parse_addr(s, alen, out->addr, &is4);
     if (err != CK_CIDR_OK)
-        return ck_refine_error(err, s, alen);
+        return refine_error(err, s, alen);
     if (slash == NULL) {
         out->kind = CK_ENTRY_IP;
         out->prefix = 0;
@@ -296,10 +296,10 @@ int ck_entry_parse(const char *text, size_t len, ck_entry *out)
     out->prefix = (uint8_t)n;
     if (is4) {
         out->kind = CK_ENTRY_NET4;
-        ck_mask_bytes(out->addr + 12, 4, (unsigned)n);
+        mask_bytes(out->addr + 12, 4, (unsigned)n);
     } else {
         out->kind = CK_ENTRY_NET6;
-        ck_mask_bytes(out->addr, 16, (unsigned)n);
+        mask_bytes(out->addr, 16, (unsigned)n);
     }
     return CK_CIDR_OK;
 }
@@ -311,11 +311,11 @@ int ck_addr_parse(const char *text, size_t len, ck_addr *out)
     int is4;
     /* Fast path: a string the IPv4 parser accepts has '.' as its first
      * special character, so Go would have parsed it the same way. */
-    if (ck_parse_v4(s, len, &v4) == CK_CIDR_OK) {
-        ck_set_v4_mapped(out->b, v4);
+    if (parse_v4(s, len, &v4) == CK_CIDR_OK) {
+        set_v4_mapped(out->b, v4);
         return 1;
     }
-    return ck_parse_addr(s, len, out->b, &is4) == CK_CIDR_OK;
+    return parse_addr(s, len, out->b, &is4) == CK_CIDR_OK;
 }
 
 int ck_addr_from_bytes(const void *p, size_t len, ck_addr *out)
@@ -334,7 +334,7 @@ int ck_addr_from_bytes(const void *p, size_t len, ck_addr *out)
 
 /* ================================================================ text */
 
-static size_t ck_fmt_uint(char *p, unsigned v)
+static size_t fmt_uint(char *p, unsigned v)
 {
     char tmp[12];
     size_t n = 0, i;
@@ -347,30 +347,30 @@ static size_t ck_fmt_uint(char *p, unsigned v)
     return n;
 }
 
-static size_t ck_fmt_v4(char *p, const uint8_t *b)
+static size_t fmt_v4(char *p, const uint8_t *b)
 {
     size_t n = 0;
     int i;
     for (i = 0; i < 4; i++) {
         if (i > 0)
             p[n++] = '.';
-        n += ck_fmt_uint(p + n, b[i]);
+        n += fmt_uint(p + n, b[i]);
     }
     return n;
 }
 
 /* RFC 5952: lowercase, no leading zeros, the longest run (first on a tie) of
  * two or more zero groups as "::", IPv4-mapped addresses as ::ffff:a.b.c.d. */
-static size_t ck_fmt_v6(char *p, const uint8_t *b)
+static size_t fmt_v6(char *p, const uint8_t *b)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned g[8];
     int i, best = -1, best_len = 1, run = -1;
     size_t n = 0;
 
-    if (ck_is_v4_mapped(b)) {
+    if (is_v4_mapped(b)) {
         memcpy(p, "::ffff:", 7);
-        return 7 + ck_fmt_v4(p + 7, b + 12);
+        return 7 + fmt_v4(p + 7, b + 12);
     }
     for (i = 0; i < 8; i++)
         g[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
@@ -408,7 +408,7 @@ static size_t ck_fmt_v6(char *p, const uint8_t *b)
 }
 
 /* Copies n bytes of text into a size-byte buffer with snprintf's contract. */
-static size_t ck_copy_out(char *buf, size_t size, const char *text, size_t n)
+static size_t copy_out(char *buf, size_t size, const char *text, size_t n)
 {
     if (size > 0) {
         size_t k = n < size - 1 ? n : size - 1;
@@ -421,8 +421,8 @@ static size_t ck_copy_out(char *buf, size_t size, const char *text, size_t n)
 size_t ck_addr_format(const ck_addr *a, char *buf, size_t size)
 {
     char tmp[CK_ENTRY_TEXT_MAX];
-    size_t n = ck_is_v4_mapped(a->b) ? ck_fmt_v4(tmp, a->b + 12) : ck_fmt_v6(tmp, a->b);
-    return ck_copy_out(buf, size, tmp, n);
+    size_t n = is_v4_mapped(a->b) ? fmt_v4(tmp, a->b + 12) : fmt_v6(tmp, a->b);
+    return copy_out(buf, size, tmp, n);
 }
 
 size_t ck_entry_format(const ck_entry *e, char *buf, size_t size)
@@ -431,18 +431,18 @@ size_t ck_entry_format(const ck_entry *e, char *buf, size_t size)
     size_t n;
     switch (e->kind) {
     case CK_ENTRY_NET4:
-        n = ck_fmt_v4(tmp, e->addr + 12);
+        n = fmt_v4(tmp, e->addr + 12);
         break;
     case CK_ENTRY_NET6:
-        n = ck_fmt_v6(tmp, e->addr);
+        n = fmt_v6(tmp, e->addr);
         break;
     default: /* a plain IPv4-mapped address equals its IPv4 form in Go */
-        n = ck_is_v4_mapped(e->addr) ? ck_fmt_v4(tmp, e->addr + 12) : ck_fmt_v6(tmp, e->addr);
-        return ck_copy_out(buf, size, tmp, n);
+        n = is_v4_mapped(e->addr) ? fmt_v4(tmp, e->addr + 12) : fmt_v6(tmp, e->addr);
+        return copy_out(buf, size, tmp, n);
     }
     tmp[n++] = '/';
-    n += ck_fmt_uint(tmp + n, e->prefix);
-    return ck_copy_out(buf, size, tmp, n);
+    n += fmt_uint(tmp + n, e->prefix);
+    return copy_out(buf, size, tmp, n);
 }
 
 const char *ck_cidr_strerror(int code)
@@ -505,7 +505,7 @@ size_t ck_cidr_quote(const char *s, size_t len, char *buf, size_t size)
             tmp[n++] = hex[c & 15];
         }
     }
-    return ck_copy_out(buf, size, tmp, n);
+    return copy_out(buf, size, tmp, n);
 }
 
 /* ================================================================ lists */
@@ -534,7 +534,7 @@ int ck_list_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *
 
 /* ================================================================ dedup */
 
-static uint64_t ck_entry_hash(const ck_entry *e)
+static uint64_t entry_hash(const ck_entry *e)
 {
     const uint8_t *p = (const uint8_t *)e;
     uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
@@ -568,7 +568,7 @@ size_t ck_entries_dedup(ck_entry *e, size_t n)
     if (slots == NULL)
         return (size_t)-1;
     for (i = 0; i < n; i++) {
-        size_t h = (size_t)ck_entry_hash(&e[i]) & (cap - 1);
+        size_t h = (size_t)entry_hash(&e[i]) & (cap - 1);
         int dup = 0;
         while (slots[h] != 0) {
             if (memcmp(&e[slots[h] - 1], &e[i], sizeof *e) == 0) {
@@ -606,11 +606,11 @@ int ck_entry_contains(const ck_entry *e, const ck_addr *a)
         memcpy(net, e->addr, 16);
         nnlen = mlen = 16;
     }
-    ck_mask_bytes(mask, mlen, e->prefix);
+    mask_bytes(mask, mlen, e->prefix);
     /* networkNumberAndMask: the network number goes through IP.To4 */
     nn = net;
     m = mask;
-    if (nnlen == 16 && ck_is_v4_mapped(net)) {
+    if (nnlen == 16 && is_v4_mapped(net)) {
         nn = net + 12;
         nnlen = 4;
     }
@@ -619,7 +619,7 @@ int ck_entry_contains(const ck_entry *e, const ck_addr *a)
     /* IPNet.Contains: the client goes through IP.To4 too */
     ip = a->b;
     iplen = 16;
-    if (ck_is_v4_mapped(a->b)) {
+    if (is_v4_mapped(a->b)) {
         ip = a->b + 12;
         iplen = 4;
     }
@@ -656,17 +656,17 @@ struct ck_matcher {
     int allow_all; /* empty list */
 };
 
-static int ck_u128_le(ck_u128 a, ck_u128 b)
+static int u128_le(ck_u128 a, ck_u128 b)
 {
     return a.hi < b.hi || (a.hi == b.hi && a.lo <= b.lo);
 }
 
-static int ck_u128_lt(ck_u128 a, ck_u128 b)
+static int u128_lt(ck_u128 a, ck_u128 b)
 {
     return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
 }
 
-static unsigned ck_clz64(uint64_t v) /* v != 0 */
+static unsigned clz64(uint64_t v) /* v != 0 */
 {
 #if defined(__GNUC__)
     return (unsigned)__builtin_clzll(v);
@@ -680,17 +680,17 @@ static unsigned ck_clz64(uint64_t v) /* v != 0 */
 #endif
 }
 
-static uint32_t ck_host_mask4(unsigned prefix)
+static uint32_t host_mask4(unsigned prefix)
 {
     return prefix >= 32 ? 0 : 0xffffffffu >> prefix;
 }
 
-static uint32_t ck_key4(uint32_t x, unsigned skip, unsigned bits)
+static uint32_t key4(uint32_t x, unsigned skip, unsigned bits)
 {
     return (uint32_t)(x << skip) >> (32 - bits);
 }
 
-static uint32_t ck_key6(ck_u128 x, unsigned skip, unsigned bits)
+static uint32_t key6(ck_u128 x, unsigned skip, unsigned bits)
 {
     uint64_t w;
     if (skip == 0)
@@ -703,7 +703,7 @@ static uint32_t ck_key6(ck_u128 x, unsigned skip, unsigned bits)
 }
 
 /* Index width for n ranges whose values share their first skip bits. */
-static unsigned ck_index_bits(size_t n, unsigned skip, unsigned width)
+static unsigned index_bits(size_t n, unsigned skip, unsigned width)
 {
     unsigned bits = 0;
     if (n <= CK_LINEAR_MAX || skip >= width)
@@ -717,7 +717,7 @@ static unsigned ck_index_bits(size_t n, unsigned skip, unsigned width)
 
 /* Sorts (lo << 32 | hi) pairs by lo: LSD radix, 8 bits a pass, skipping a pass
  * when every key has the same byte there. tmp holds n more. */
-static void ck_sort_ranges4(uint64_t *r, uint64_t *tmp, size_t n)
+static void sort_ranges4(uint64_t *r, uint64_t *tmp, size_t n)
 {
     size_t count[4][256], i;
     uint64_t *src = r, *dst = tmp, *swap;
@@ -759,7 +759,7 @@ static void ck_sort_ranges4(uint64_t *r, uint64_t *tmp, size_t n)
 
 /* Sorts IPv6 ranges by lo: insertion-sorted runs, then bottom-up merges
  * between r and tmp (n more). */
-static void ck_sort_ranges6(ck_range6 *r, ck_range6 *tmp, size_t n)
+static void sort_ranges6(ck_range6 *r, ck_range6 *tmp, size_t n)
 {
     const size_t run = 16;
     ck_range6 *src = r, *dst = tmp, *swap;
@@ -770,7 +770,7 @@ static void ck_sort_ranges6(ck_range6 *r, ck_range6 *tmp, size_t n)
         for (k = i + 1; k < end; k++) {
             ck_range6 x = r[k];
             size_t j = k;
-            for (; j > i && ck_u128_lt(x.lo, r[j - 1].lo); j--)
+            for (; j > i && u128_lt(x.lo, r[j - 1].lo); j--)
                 r[j] = r[j - 1];
             r[j] = x;
         }
@@ -780,7 +780,7 @@ static void ck_sort_ranges6(ck_range6 *r, ck_range6 *tmp, size_t n)
             size_t a = i, amid = i + width < n ? i + width : n, b = amid;
             size_t bend = i + 2 * width < n ? i + 2 * width : n, o = i;
             while (a < amid && b < bend)
-                dst[o++] = ck_u128_lt(src[b].lo, src[a].lo) ? src[b++] : src[a++];
+                dst[o++] = u128_lt(src[b].lo, src[a].lo) ? src[b++] : src[a++];
             while (a < amid)
                 dst[o++] = src[a++];
             while (b < bend)
@@ -795,7 +795,7 @@ static void ck_sort_ranges6(ck_range6 *r, ck_range6 *tmp, size_t n)
 }
 
 /* Merges sorted, overlapping or adjacent ranges in place; returns the count. */
-static size_t ck_merge4(uint64_t *r, size_t n)
+static size_t merge4(uint64_t *r, size_t n)
 {
     size_t out = 0, i;
     if (n == 0)
@@ -812,7 +812,7 @@ static size_t ck_merge4(uint64_t *r, size_t n)
     return out + 1;
 }
 
-static size_t ck_merge6(ck_range6 *r, size_t n)
+static size_t merge6(ck_range6 *r, size_t n)
 {
     size_t out = 0, i;
     if (n == 0)
@@ -823,8 +823,8 @@ static size_t ck_merge6(ck_range6 *r, size_t n)
         next.lo++;
         if (next.lo == 0)
             next.hi++;
-        if (full || ck_u128_le(r[i].lo, next)) {
-            if (ck_u128_lt(r[out].hi, r[i].hi))
+        if (full || u128_le(r[i].lo, next)) {
+            if (u128_lt(r[out].hi, r[i].hi))
                 r[out].hi = r[i].hi;
         } else {
             r[++out] = r[i];
@@ -833,23 +833,21 @@ static size_t ck_merge6(ck_range6 *r, size_t n)
     return out + 1;
 }
 
-static void ck_build_index4(uint32_t *idx, const uint32_t *lo, size_t n, unsigned skip,
-                            unsigned bits)
+static void build_index4(uint32_t *idx, const uint32_t *lo, size_t n, unsigned skip, unsigned bits)
 {
     size_t buckets = (size_t)1 << bits, k, j = 0;
     for (k = 0; k <= buckets; k++) {
-        while (j < n && ck_key4(lo[j], skip, bits) < k)
+        while (j < n && key4(lo[j], skip, bits) < k)
             j++;
         idx[k] = (uint32_t)j;
     }
 }
 
-static void ck_build_index6(uint32_t *idx, const ck_u128 *lo, size_t n, unsigned skip,
-                            unsigned bits)
+static void build_index6(uint32_t *idx, const ck_u128 *lo, size_t n, unsigned skip, unsigned bits)
 {
     size_t buckets = (size_t)1 << bits, k, j = 0;
     for (k = 0; k <= buckets; k++) {
-        while (j < n && ck_key6(lo[j], skip, bits) < k)
+        while (j < n && key6(lo[j], skip, bits) < k)
             j++;
         idx[k] = (uint32_t)j;
     }
@@ -869,7 +867,7 @@ ck_matcher *ck_matcher_new(const ck_entry *e, size_t n)
     if (n > 0xffffffffu / 2 || n > (size_t)-1 / 128)
         return NULL;
     for (i = 0; i < n; i++) {
-        if (e[i].kind == CK_ENTRY_NET4 || ck_is_v4_mapped(e[i].addr))
+        if (e[i].kind == CK_ENTRY_NET4 || is_v4_mapped(e[i].addr))
             c4++;
         else
             c6++;
@@ -884,21 +882,21 @@ ck_matcher *ck_matcher_new(const ck_entry *e, size_t n)
     c4 = c6 = 0;
     for (i = 0; i < n; i++) {
         const ck_entry *x = &e[i];
-        if (x->kind == CK_ENTRY_NET4 || ck_is_v4_mapped(x->addr)) {
+        if (x->kind == CK_ENTRY_NET4 || is_v4_mapped(x->addr)) {
             /* IPv4 net, plain IPv4(-mapped) address, or an IPv6 net whose
              * network address is IPv4-mapped (prefix >= 96), which Go
              * compares as the IPv4 net of prefix - 96 */
-            uint32_t lo = ck_load_be32(x->addr + 12);
+            uint32_t lo = load_be32(x->addr + 12);
             uint32_t host = 0;
             if (x->kind == CK_ENTRY_NET4)
-                host = ck_host_mask4(x->prefix);
+                host = host_mask4(x->prefix);
             else if (x->kind == CK_ENTRY_NET6)
-                host = ck_host_mask4((unsigned)x->prefix - 96);
+                host = host_mask4((unsigned)x->prefix - 96);
             r4[c4++] = (uint64_t)lo << 32 | (lo | host);
         } else {
             ck_range6 r;
-            r.lo.hi = ck_load_be64(x->addr);
-            r.lo.lo = ck_load_be64(x->addr + 8);
+            r.lo.hi = load_be64(x->addr);
+            r.lo.lo = load_be64(x->addr + 8);
             r.hi = r.lo;
             if (x->kind == CK_ENTRY_NET6) {
                 unsigned pfx = x->prefix;
@@ -913,22 +911,22 @@ ck_matcher *ck_matcher_new(const ck_entry *e, size_t n)
         }
     }
     if (c4 > 0)
-        ck_sort_ranges4(r4, r4 + c4, c4);
+        sort_ranges4(r4, r4 + c4, c4);
     if (c6 > 0)
-        ck_sort_ranges6(r6, r6 + c6, c6);
-    n4 = ck_merge4(r4, c4);
-    n6 = ck_merge6(r6, c6);
+        sort_ranges6(r6, r6 + c6, c6);
+    n4 = merge4(r4, c4);
+    n6 = merge6(r6, c6);
 
     if (n4 > 0) {
         uint32_t x = (uint32_t)(r4[0] >> 32) ^ (uint32_t)r4[n4 - 1];
-        skip4 = x == 0 ? 32 : ck_clz64(x) - 32;
+        skip4 = x == 0 ? 32 : clz64(x) - 32;
     }
     if (n6 > 0) {
         uint64_t xh = r6[0].lo.hi ^ r6[n6 - 1].hi.hi, xl = r6[0].lo.lo ^ r6[n6 - 1].hi.lo;
-        skip6 = xh != 0 ? ck_clz64(xh) : xl != 0 ? 64 + ck_clz64(xl) : 128;
+        skip6 = xh != 0 ? clz64(xh) : xl != 0 ? 64 + clz64(xl) : 128;
     }
-    bits4 = ck_index_bits(n4, skip4, 32);
-    bits6 = ck_index_bits(n6, skip6, 128);
+    bits4 = index_bits(n4, skip4, 32);
+    bits6 = index_bits(n6, skip6, 128);
     if (bits4 > 0)
         idx4_len = ((size_t)1 << bits4) + 1;
     if (bits6 > 0)
@@ -957,9 +955,9 @@ ck_matcher *ck_matcher_new(const ck_entry *e, size_t n)
             hi4[i] = (uint32_t)r4[i];
         }
         if (bits4 > 0)
-            ck_build_index4(idx4, lo4, n4, skip4, bits4);
+            build_index4(idx4, lo4, n4, skip4, bits4);
         if (bits6 > 0)
-            ck_build_index6(idx6, lo6, n6, skip6, bits6);
+            build_index6(idx6, lo6, n6, skip6, bits6);
         m->lo4 = lo4;
         m->hi4 = hi4;
         m->lo6 = lo6;
@@ -987,7 +985,7 @@ size_t ck_matcher_count(const ck_matcher *m)
     return m->n4 + m->n6;
 }
 
-static int ck_lookup4(const ck_matcher *m, uint32_t x)
+static int lookup4(const ck_matcher *m, uint32_t x)
 {
     const uint32_t *lo = m->lo4, *hi = m->hi4;
     size_t n = m->n4, a = 0, len, base;
@@ -1002,7 +1000,7 @@ static int ck_lookup4(const ck_matcher *m, uint32_t x)
     }
     len = n;
     if (m->idx4 != NULL) {
-        uint32_t k = ck_key4(x, m->skip4, m->bits4);
+        uint32_t k = key4(x, m->skip4, m->bits4);
         a = m->idx4[k];
         len = m->idx4[k + 1] - a;
         if (len == 0) /* the last range starting before this bucket */
@@ -1020,36 +1018,36 @@ static int ck_lookup4(const ck_matcher *m, uint32_t x)
     return x <= hi[base];
 }
 
-static int ck_lookup6(const ck_matcher *m, ck_u128 x)
+static int lookup6(const ck_matcher *m, ck_u128 x)
 {
     const ck_u128 *lo = m->lo6, *hi = m->hi6;
     size_t n = m->n6, a = 0, len, base;
 
-    if (n == 0 || ck_u128_lt(x, lo[0]) || ck_u128_lt(hi[n - 1], x))
+    if (n == 0 || u128_lt(x, lo[0]) || u128_lt(hi[n - 1], x))
         return 0;
     if (n <= CK_LINEAR_MAX) {
         size_t i = 0;
-        while (ck_u128_lt(hi[i], x))
+        while (u128_lt(hi[i], x))
             i++;
-        return ck_u128_le(lo[i], x);
+        return u128_le(lo[i], x);
     }
     len = n;
     if (m->idx6 != NULL) {
-        uint32_t k = ck_key6(x, m->skip6, m->bits6);
+        uint32_t k = key6(x, m->skip6, m->bits6);
         a = m->idx6[k];
         len = m->idx6[k + 1] - a;
         if (len == 0)
-            return ck_u128_le(x, hi[a - 1]);
+            return u128_le(x, hi[a - 1]);
     }
     base = a;
     while (len > 1) {
         size_t half = len >> 1;
-        base = ck_u128_le(lo[base + half], x) ? base + half : base;
+        base = u128_le(lo[base + half], x) ? base + half : base;
         len -= half;
     }
-    if (!ck_u128_le(lo[base], x))
+    if (!u128_le(lo[base], x))
         base--;
-    return ck_u128_le(x, hi[base]);
+    return u128_le(x, hi[base]);
 }
 
 int ck_matcher_contains(const ck_matcher *m, const ck_addr *a)
@@ -1057,11 +1055,11 @@ int ck_matcher_contains(const ck_matcher *m, const ck_addr *a)
     ck_u128 x;
     if (m->allow_all)
         return 1;
-    if (ck_is_v4_mapped(a->b)) /* IP.To4 */
-        return ck_lookup4(m, ck_load_be32(a->b + 12));
-    x.hi = ck_load_be64(a->b);
-    x.lo = ck_load_be64(a->b + 8);
-    return ck_lookup6(m, x);
+    if (is_v4_mapped(a->b)) /* IP.To4 */
+        return lookup4(m, load_be32(a->b + 12));
+    x.hi = load_be64(a->b);
+    x.lo = load_be64(a->b + 8);
+    return lookup6(m, x);
 }
 
 int ck_matcher_contains_text(const ck_matcher *m, const char *s, size_t len)
@@ -1070,8 +1068,8 @@ int ck_matcher_contains_text(const ck_matcher *m, const char *s, size_t len)
     ck_addr a;
     if (m->allow_all)
         return 1;
-    if (ck_parse_v4((const unsigned char *)s, len, &v4) == CK_CIDR_OK)
-        return ck_lookup4(m, v4);
+    if (parse_v4((const unsigned char *)s, len, &v4) == CK_CIDR_OK)
+        return lookup4(m, v4);
     if (!ck_addr_parse(s, len, &a))
         return 0;
     return ck_matcher_contains(m, &a);
@@ -1083,7 +1081,7 @@ int ck_matcher_contains_bytes(const ck_matcher *m, const void *p, size_t len)
     if (m->allow_all)
         return 1;
     if (len == 4)
-        return ck_lookup4(m, ck_load_be32((const uint8_t *)p));
+        return lookup4(m, load_be32((const uint8_t *)p));
     if (!ck_addr_from_bytes(p, len, &a))
         return 0;
     return ck_matcher_contains(m, &a);

@@ -2,6 +2,15 @@
  * ck_core.h - what the files of the cometkey.core C module share: the openers
  * that each add their functions to the module table, and common limits.
  * Every non-static symbol is ck_-prefixed and hidden; only luaopen_* is exported.
+ *
+ * Naming, in every file of src/:
+ *   luaopen_cometkey_*  the only exported symbols (CK_EXPORT)
+ *   l_<name>            static, Lua-callable (lua_CFunction: module functions,
+ *                       methods, metamethods)
+ *   ck_<name>           hidden, shared between files, declared in a ck_*.h header
+ *   <name>              static helpers of one file, no prefix
+ * Shared helpers have one copy: ck_util.h (JSON null, absolute index, ASCII
+ * case), ck_util.c (printable excerpt), ck_secret.c (ck_wipe), ck_utf8.c.
  */
 #ifndef CK_CORE_H
 #define CK_CORE_H

@@ -43,7 +43,7 @@ typedef struct ck_buf {
 } ck_buf;
 
 /* Appends n bytes; returns 0 when memory runs out (the buffer is unchanged). */
-static int ck_buf_append(ck_buf *b, const char *p, size_t n)
+static int buf_append(ck_buf *b, const char *p, size_t n)
 {
     if (n > (size_t)-1 - b->len - 1)
         return 0;
@@ -66,7 +66,7 @@ static int ck_buf_append(ck_buf *b, const char *p, size_t n)
 }
 
 /* Empties the buffer for a new request; a large one is released. */
-static void ck_buf_reset(ck_buf *b)
+static void buf_reset(ck_buf *b)
 {
     if (b->cap > CK_SHRINK_ABOVE) {
         free(b->data);
@@ -78,7 +78,7 @@ static void ck_buf_reset(ck_buf *b)
         b->data[0] = '\0';
 }
 
-static void ck_buf_free(ck_buf *b)
+static void buf_free(ck_buf *b)
 {
     free(b->data);
     b->data = NULL;
@@ -86,7 +86,7 @@ static void ck_buf_free(ck_buf *b)
 }
 
 /* Frees a header list after zeroing every line (one of them holds the token). */
-static void ck_slist_wipe_free(struct curl_slist *list)
+static void slist_wipe_free(struct curl_slist *list)
 {
     struct curl_slist *node;
     for (node = list; node != NULL; node = node->next) {
@@ -150,7 +150,7 @@ typedef struct ck_client {
 
 /* ---------------------------------------------------------------- libcurl callbacks (no Lua) */
 
-static size_t ck_on_body(char *p, size_t size, size_t nmemb, void *userdata)
+static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
 {
     ck_xfer *x = (ck_xfer *)userdata;
     size_t n = size * nmemb;
@@ -158,14 +158,14 @@ static size_t ck_on_body(char *p, size_t size, size_t nmemb, void *userdata)
         x->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (!ck_buf_append(&x->resp_body, p, n)) {
+    if (!buf_append(&x->resp_body, p, n)) {
         x->out_of_memory = 1;
         return 0;
     }
     return n;
 }
 
-static size_t ck_on_header(char *p, size_t size, size_t nitems, void *userdata)
+static size_t on_header(char *p, size_t size, size_t nitems, void *userdata)
 {
     ck_xfer *x = (ck_xfer *)userdata;
     size_t n = size * nitems;
@@ -176,7 +176,7 @@ static size_t ck_on_header(char *p, size_t size, size_t nitems, void *userdata)
         x->headers_too_large = 1;
         return 0;
     }
-    if (!ck_buf_append(&x->resp_headers, p, n)) {
+    if (!buf_append(&x->resp_headers, p, n)) {
         x->out_of_memory = 1;
         return 0;
     }
@@ -186,7 +186,7 @@ static size_t ck_on_header(char *p, size_t size, size_t nitems, void *userdata)
 /* ---------------------------------------------------------------- easy handle setup */
 
 /* Options that are the same for every request of a client. */
-static CURLcode ck_easy_configure(ck_client *c, ck_xfer *x)
+static CURLcode easy_configure(ck_client *c, ck_xfer *x)
 {
     CURL *e = x->easy;
     CURLcode rc = CURLE_OK;
@@ -214,9 +214,9 @@ static CURLcode ck_easy_configure(ck_client *c, ck_xfer *x)
     CK_SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     CK_SET(CURLOPT_TCP_KEEPALIVE, 1L);
     CK_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
-    CK_SET(CURLOPT_WRITEFUNCTION, ck_on_body);
+    CK_SET(CURLOPT_WRITEFUNCTION, on_body);
     CK_SET(CURLOPT_WRITEDATA, (void *)x);
-    CK_SET(CURLOPT_HEADERFUNCTION, ck_on_header);
+    CK_SET(CURLOPT_HEADERFUNCTION, on_header);
     CK_SET(CURLOPT_HEADERDATA, (void *)x);
     CK_SET(CURLOPT_ERRORBUFFER, x->errbuf);
     CK_SET(CURLOPT_PRIVATE, (void *)x);
@@ -226,14 +226,14 @@ static CURLcode ck_easy_configure(ck_client *c, ck_xfer *x)
 }
 
 /* Options that change per request; everything else stays as configured. */
-static CURLcode ck_easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
+static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
 {
     CURL *e = x->easy;
     CURLcode rc;
     x->errbuf[0] = '\0';
     x->too_large = x->headers_too_large = x->out_of_memory = 0;
-    ck_buf_reset(&x->resp_body);
-    ck_buf_reset(&x->resp_headers);
+    buf_reset(&x->resp_body);
+    buf_reset(&x->resp_headers);
     rc = curl_easy_setopt(e, CURLOPT_URL, url);
     /*
      * libcurl replays a request (POST too, body rewound) when a reused
@@ -272,21 +272,21 @@ static CURLcode ck_easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
     return rc;
 }
 
-static void ck_xfer_release(ck_xfer *x)
+static void xfer_release(ck_xfer *x)
 {
     if (x->easy != NULL) {
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
     }
-    ck_slist_wipe_free(x->headers);
+    slist_wipe_free(x->headers);
     x->headers = NULL;
-    ck_buf_free(&x->body);
-    ck_buf_free(&x->where);
+    buf_free(&x->body);
+    buf_free(&x->where);
     if (x->line.data != NULL)
         ck_wipe(x->line.data, x->line.cap);
-    ck_buf_free(&x->line);
-    ck_buf_free(&x->resp_body);
-    ck_buf_free(&x->resp_headers);
+    buf_free(&x->line);
+    buf_free(&x->resp_body);
+    buf_free(&x->resp_headers);
 }
 
 /* ---------------------------------------------------------------- programmer errors */
@@ -296,7 +296,7 @@ static void ck_xfer_release(ck_xfer *x)
  * when plain (the caller is cometkey.transport.curl, which names its own
  * method), as a table { rule = rule }, so nobody parses the text back.
  */
-static int ck_argerror(lua_State *L, int plain, int arg, const char *rule)
+static int argerror(lua_State *L, int plain, int arg, const char *rule)
 {
     if (!plain)
         return luaL_argerror(L, arg, rule);
@@ -306,35 +306,35 @@ static int ck_argerror(lua_State *L, int plain, int arg, const char *rule)
     return lua_error(L);
 }
 
-/* luaL_checktype for a table, through ck_argerror. */
-static void ck_check_table(lua_State *L, int plain, int idx, int arg)
+/* luaL_checktype for a table, through argerror. */
+static void check_table(lua_State *L, int plain, int idx, int arg)
 {
     if (!lua_istable(L, idx)) {
         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, idx));
-        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+        argerror(L, plain, arg, lua_tostring(L, -1));
     }
 }
 
-/* luaL_checknumber through ck_argerror. */
-static lua_Number ck_check_number(lua_State *L, int plain, int arg)
+/* luaL_checknumber through argerror. */
+static lua_Number check_number(lua_State *L, int plain, int arg)
 {
     if (lua_type(L, arg) != LUA_TNUMBER) {
         lua_pushfstring(L, "number expected, got %s", luaL_typename(L, arg));
-        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+        argerror(L, plain, arg, lua_tostring(L, -1));
     }
     return lua_tonumber(L, arg);
 }
 
 /* ---------------------------------------------------------------- client lifecycle */
 
-static ck_client *ck_check_client(lua_State *L)
+static ck_client *check_client(lua_State *L)
 {
     return (ck_client *)luaL_checkudata(L, 1, CK_CURL_MT);
 }
 
-static ck_client *ck_check_open(lua_State *L)
+static ck_client *check_open(lua_State *L)
 {
-    ck_client *c = ck_check_client(L);
+    ck_client *c = check_client(L);
     if (c->closed)
         luaL_error(L, "cometkey: client is closed");
     return c;
@@ -348,7 +348,7 @@ static ck_client *ck_check_open(lua_State *L)
  * structs and the pool array themselves stay until __gc, so a method that
  * holds one never touches freed memory.
  */
-static void ck_client_close(ck_client *c)
+static void client_close(ck_client *c)
 {
     size_t i;
     c->closed = 1;
@@ -358,13 +358,13 @@ static void ck_client_close(ck_client *c)
             curl_multi_remove_handle(c->multi, x->easy);
         x->in_multi = 0;
         x->state = CK_FREE;
-        ck_xfer_release(x);
+        xfer_release(x);
     }
     if (c->multi != NULL) {
         curl_multi_cleanup(c->multi);
         c->multi = NULL;
     }
-    ck_xfer_release(&c->main);
+    xfer_release(&c->main);
     if (c->auth_line != NULL) {
         ck_wipe(c->auth_line, c->auth_len);
         free(c->auth_line);
@@ -376,18 +376,18 @@ static void ck_client_close(ck_client *c)
     c->ca_file = NULL;
 }
 
-static int ck_meth_close(lua_State *L)
+static int l_close(lua_State *L)
 {
-    ck_client_close(ck_check_client(L));
+    client_close(check_client(L));
     return 0;
 }
 
 /* __gc: close, then free the pool (nothing can be using it any more). */
-static int ck_meth_gc(lua_State *L)
+static int l_gc(lua_State *L)
 {
-    ck_client *c = ck_check_client(L);
+    ck_client *c = check_client(L);
     size_t i;
-    ck_client_close(c);
+    client_close(c);
     for (i = 0; i < c->pool_len; i++)
         free(c->pool[i]);
     free(c->pool);
@@ -396,9 +396,9 @@ static int ck_meth_gc(lua_State *L)
     return 0;
 }
 
-static int ck_meth_tostring(lua_State *L)
+static int l_tostring(lua_State *L)
 {
-    ck_client *c = ck_check_client(L);
+    ck_client *c = check_client(L);
     lua_pushstring(L, c->closed ? "cometkey.curl (closed)" : "cometkey.curl (open)");
     return 1;
 }
@@ -407,8 +407,8 @@ static int ck_meth_tostring(lua_State *L)
 
 /* Reads a duration in seconds from field of table idx into *ms (kept if nil); name labels errors.
  */
-static void ck_opt_seconds(lua_State *L, int plain, int idx, int arg, const char *field,
-                           const char *name, long *ms)
+static void opt_seconds(lua_State *L, int plain, int idx, int arg, const char *field,
+                        const char *name, long *ms)
 {
     lua_Number s;
     lua_getfield(L, idx, field);
@@ -418,13 +418,13 @@ static void ck_opt_seconds(lua_State *L, int plain, int idx, int arg, const char
     }
     if (lua_type(L, -1) != LUA_TNUMBER) {
         lua_pushfstring(L, "%s must be a number of seconds, got %s", name, luaL_typename(L, -1));
-        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+        argerror(L, plain, arg, lua_tostring(L, -1));
     }
     s = lua_tonumber(L, -1);
     if (!(s > 0 && s <= CK_MAX_TIMEOUT_SECONDS)) {
         lua_pushfstring(L, "%s must be greater than 0 and at most %d seconds", name,
                         (int)CK_MAX_TIMEOUT_SECONDS);
-        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+        argerror(L, plain, arg, lua_tostring(L, -1));
     }
     *ms = (long)(s * 1000.0);
     if ((lua_Number)*ms < s * 1000.0)
@@ -435,7 +435,7 @@ static void ck_opt_seconds(lua_State *L, int plain, int idx, int arg, const char
 }
 
 /* Returns 1 when the value at idx is a cometkey.secret (never raises). */
-static int ck_is_secret(lua_State *L, int idx)
+static int is_secret(lua_State *L, int idx)
 {
     int same;
     if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
@@ -447,7 +447,7 @@ static int ck_is_secret(lua_State *L, int idx)
 }
 
 /* Returns 1 when s is printable ASCII without spaces (safe to quote in a message). */
-static int ck_is_plain_word(const char *s, size_t n)
+static int is_plain_word(const char *s, size_t n)
 {
     size_t i;
     if (n == 0 || n > 64)
@@ -460,7 +460,7 @@ static int ck_is_plain_word(const char *s, size_t n)
     return 1;
 }
 
-static void ck_check_option_names(lua_State *L, int plain)
+static void check_option_names(lua_State *L, int plain)
 {
     static const char *const known[] = {"timeout",  "connect_timeout", "verify",       "ca_file",
                                         "max_body", "token",           "plain_errors", NULL};
@@ -471,24 +471,24 @@ static void ck_check_option_names(lua_State *L, int plain)
         int i, found = 0;
         lua_pop(L, 1); /* the value */
         if (lua_type(L, -1) != LUA_TSTRING)
-            ck_argerror(L, plain, 1, "option names must be strings");
+            argerror(L, plain, 1, "option names must be strings");
         key = lua_tolstring(L, -1, &n);
         for (i = 0; known[i] != NULL; i++) {
             if (strcmp(known[i], key) == 0 && strlen(known[i]) == n)
                 found = 1;
         }
         if (!found) {
-            if (ck_is_plain_word(key, n))
+            if (is_plain_word(key, n))
                 lua_pushfstring(L, "unknown option '%s'", key);
             else
                 lua_pushliteral(L, "unknown option");
-            ck_argerror(L, plain, 1, lua_tostring(L, -1));
+            argerror(L, plain, 1, lua_tostring(L, -1));
         }
     }
 }
 
 /* curl.new{ timeout, connect_timeout, verify, ca_file, max_body, token } -> handle */
-static int ck_f_new(lua_State *L)
+static int l_new(lua_State *L)
 {
     long timeout_ms = CK_DEFAULT_TIMEOUT_MS, connect_timeout_ms = CK_DEFAULT_CONNECT_TIMEOUT_MS;
     int verify = 1;
@@ -507,14 +507,14 @@ static int ck_f_new(lua_State *L)
     lua_getfield(L, 1, "plain_errors");
     plain = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    ck_check_option_names(L, plain);
-    ck_opt_seconds(L, plain, 1, 1, "timeout", "timeout", &timeout_ms);
-    ck_opt_seconds(L, plain, 1, 1, "connect_timeout", "connect_timeout", &connect_timeout_ms);
+    check_option_names(L, plain);
+    opt_seconds(L, plain, 1, 1, "timeout", "timeout", &timeout_ms);
+    opt_seconds(L, plain, 1, 1, "connect_timeout", "connect_timeout", &connect_timeout_ms);
 
     lua_getfield(L, 1, "verify");
     if (!lua_isnil(L, -1)) {
         if (!lua_isboolean(L, -1))
-            ck_argerror(L, plain, 1, "verify must be a boolean");
+            argerror(L, plain, 1, "verify must be a boolean");
         verify = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
@@ -523,7 +523,7 @@ static int ck_f_new(lua_State *L)
     if (!lua_isnil(L, -1)) {
         long long v = 0;
         if (!ck_tointeger64(L, -1, &v) || v < 1 || (double)v > CK_MAX_BODY_LIMIT)
-            ck_argerror(L, plain, 1, "max_body must be an integer number of bytes from 1 to 2^31");
+            argerror(L, plain, 1, "max_body must be an integer number of bytes from 1 to 2^31");
         max_body = (size_t)v;
     }
     lua_pop(L, 1);
@@ -533,30 +533,29 @@ static int ck_f_new(lua_State *L)
     if (!lua_isnil(L, ca_idx)) {
         FILE *probe;
         if (lua_type(L, ca_idx) != LUA_TSTRING)
-            ck_argerror(L, plain, 1, "ca_file must be a string (a path to PEM certificates)");
+            argerror(L, plain, 1, "ca_file must be a string (a path to PEM certificates)");
         ca_file = lua_tolstring(L, ca_idx, &ca_len);
         if (ca_len == 0 || strlen(ca_file) != ca_len)
-            ck_argerror(L, plain, 1, "ca_file must be a non-empty path without NUL bytes");
+            argerror(L, plain, 1, "ca_file must be a non-empty path without NUL bytes");
         probe = fopen(ca_file, "rb");
         if (probe == NULL) {
             lua_pushfstring(L, "ca_file '%s' cannot be read: %s", ca_file, strerror(errno));
-            ck_argerror(L, plain, 1, lua_tostring(L, -1));
+            argerror(L, plain, 1, lua_tostring(L, -1));
         }
         fclose(probe);
     }
 
     lua_getfield(L, 1, "token"); /* slot 3 */
     if (!lua_isnil(L, -1)) {
-        if (!ck_is_secret(L, -1))
-            ck_argerror(L, plain, 1, "token must be a cometkey.secret (from cometkey.core.secret)");
+        if (!is_secret(L, -1))
+            argerror(L, plain, 1, "token must be a cometkey.secret (from cometkey.core.secret)");
         secret = ck_secret_check(L, lua_gettop(L));
         if (secret->value == NULL)
-            ck_argerror(L, plain, 1, "token was wiped (its client is closed)");
+            argerror(L, plain, 1, "token was wiped (its client is closed)");
         for (i = 0; i < secret->len; i++) {
             unsigned char ch = (unsigned char)secret->value[i];
             if (ch < 0x20 || ch == 0x7f)
-                ck_argerror(L, plain, 1,
-                            "token must not contain control characters (CR, LF, NUL...)");
+                argerror(L, plain, 1, "token must not contain control characters (CR, LF, NUL...)");
         }
     }
 
@@ -578,7 +577,7 @@ static int ck_f_new(lua_State *L)
         memcpy(c->ca_file, ca_file, ca_len + 1);
     }
     if (secret != NULL && secret->value == NULL) /* wiped by a finalizer the GC just ran */
-        return ck_argerror(L, plain, 1, "token was wiped (its client is closed)");
+        return argerror(L, plain, 1, "token was wiped (its client is closed)");
     if (secret != NULL) {
         static const char prefix[] = "Authorization: ";
         size_t plen = sizeof prefix - 1;
@@ -595,14 +594,14 @@ static int ck_f_new(lua_State *L)
     c->main.easy = curl_easy_init();
     if (c->main.easy == NULL)
         return luaL_error(L, "cometkey: curl_easy_init failed");
-    if (ck_easy_configure(c, &c->main) != CURLE_OK)
+    if (easy_configure(c, &c->main) != CURLE_OK)
         return luaL_error(L, "cometkey: libcurl rejected the transport options");
     return 1;
 }
 
 /* ---------------------------------------------------------------- reading a request */
 
-static int ck_is_tchar(unsigned char ch)
+static int is_tchar(unsigned char ch)
 {
     /* RFC 9110 token characters. */
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
@@ -610,17 +609,17 @@ static int ck_is_tchar(unsigned char ch)
     return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
-static void ck_oom(lua_State *L)
+static void oom(lua_State *L)
 {
     luaL_error(L, "cometkey: out of memory");
 }
 
 /* Appends one header line to x->headers (libcurl copies it; the list is owned by x). */
-static void ck_append_line(lua_State *L, ck_xfer *x, const char *line)
+static void append_line(lua_State *L, ck_xfer *x, const char *line)
 {
     struct curl_slist *grown = curl_slist_append(x->headers, line);
     if (grown == NULL)
-        ck_oom(L);
+        oom(L);
     x->headers = grown;
 }
 
@@ -631,27 +630,27 @@ static void ck_append_line(lua_State *L, ck_xfer *x, const char *line)
  * lua_next goes on from the name. Raises on a programmer error. Touches no C
  * memory.
  */
-static void ck_add_header(lua_State *L, int plain, int arg)
+static void add_header(lua_State *L, int plain, int arg)
 {
     size_t nlen, vlen, i;
     const char *name, *value;
     if (lua_type(L, -2) != LUA_TSTRING)
-        ck_argerror(L, plain, arg, "req.headers keys must be header names (strings)");
+        argerror(L, plain, arg, "req.headers keys must be header names (strings)");
     name = lua_tolstring(L, -2, &nlen);
     for (i = 0; i < nlen; i++) {
-        if (!ck_is_tchar((unsigned char)name[i]))
+        if (!is_tchar((unsigned char)name[i]))
             break;
     }
     if (nlen == 0 || i < nlen)
-        ck_argerror(L, plain, arg,
-                    "req.headers has an invalid header name (token characters only: no CR, "
-                    "LF, NUL, spaces or colons)");
+        argerror(L, plain, arg,
+                 "req.headers has an invalid header name (token characters only: no CR, "
+                 "LF, NUL, spaces or colons)");
     if (ck_ascii_ieq(name, nlen, "authorization"))
-        ck_argerror(L, plain, arg,
-                    "req.headers must not set Authorization (the transport adds the token)");
+        argerror(L, plain, arg,
+                 "req.headers must not set Authorization (the transport adds the token)");
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
         lua_pushfstring(L, "req.headers[\"%s\"] must be a string", name);
-        ck_argerror(L, plain, arg, lua_tostring(L, -1));
+        argerror(L, plain, arg, lua_tostring(L, -1));
     }
     lua_pushvalue(L, -1); /* convert a number on a copy, never on the lua_next key */
     value = lua_tolstring(L, -1, &vlen);
@@ -662,7 +661,7 @@ static void ck_add_header(lua_State *L, int plain, int arg)
                             "req.headers[\"%s\"] must not contain CR, LF, NUL or other "
                             "control characters",
                             name);
-            ck_argerror(L, plain, arg, lua_tostring(L, -1));
+            argerror(L, plain, arg, lua_tostring(L, -1));
         }
     }
     /* ..., name, value, value-as-string */
@@ -672,12 +671,12 @@ static void ck_add_header(lua_State *L, int plain, int arg)
 }
 
 /* Appends "METHOD /path" to x->where: the URL's path only, never its query or userinfo. */
-static int ck_set_where(ck_xfer *x, const char *url, size_t len)
+static int set_where(ck_xfer *x, const char *url, size_t len)
 {
     const char *p = strstr(url, "://"), *end = url + len, *stop;
     x->where.len = 0;
-    if (!ck_buf_append(&x->where, ck_method_names[x->method], strlen(ck_method_names[x->method])) ||
-        !ck_buf_append(&x->where, " ", 1))
+    if (!buf_append(&x->where, ck_method_names[x->method], strlen(ck_method_names[x->method])) ||
+        !buf_append(&x->where, " ", 1))
         return 0;
     p = p != NULL ? p + 3 : url;
     while (p < end && *p != '/' && *p != '?' && *p != '#')
@@ -686,8 +685,8 @@ static int ck_set_where(ck_xfer *x, const char *url, size_t len)
     while (stop < end && *stop != '?' && *stop != '#')
         stop++;
     if (stop == p)
-        return ck_buf_append(&x->where, "/", 1);
-    return ck_buf_append(&x->where, p, (size_t)(stop - p));
+        return buf_append(&x->where, "/", 1);
+    return buf_append(&x->where, p, (size_t)(stop - p));
 }
 
 /* A request as read from Lua: the strings stay on the Lua stack. */
@@ -705,38 +704,38 @@ typedef struct ck_request {
  * names and values and the URL on the stack. Raises on programmer errors before anything
  * is sent. Lua code may run here (metamethods of req, finalizers run by the
  * GC), which may even close the client, so this touches no C memory of the
- * client: ck_fill_request copies r into an ck_xfer afterwards.
+ * client: fill_request copies r into an ck_xfer afterwards.
  */
-static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_request *r)
+static void read_request(lua_State *L, ck_client *c, int idx, int arg, ck_request *r)
 {
     size_t len, i;
     const char *s;
     int m, plain = c->plain_errors;
 
-    ck_check_table(L, plain, idx, arg);
+    check_table(L, plain, idx, arg);
     lua_getfield(L, idx, "method");
     if (lua_type(L, -1) != LUA_TSTRING)
-        ck_argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
+        argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
     s = lua_tolstring(L, -1, &len);
     for (m = 0; ck_method_names[m] != NULL; m++) {
         if (strlen(ck_method_names[m]) == len && strcmp(ck_method_names[m], s) == 0)
             break;
     }
     if (ck_method_names[m] == NULL)
-        ck_argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
+        argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
     r->method = (enum ck_method)m;
     lua_pop(L, 1);
 
     r->timeout_ms = c->timeout_ms;
-    ck_opt_seconds(L, plain, idx, arg, "timeout", "req.timeout", &r->timeout_ms);
+    opt_seconds(L, plain, idx, arg, "timeout", "req.timeout", &r->timeout_ms);
 
     lua_getfield(L, idx, "body");
     r->body = lua_gettop(L);
     if (!lua_isnil(L, r->body)) {
         if (lua_type(L, r->body) != LUA_TSTRING)
-            ck_argerror(L, plain, arg, "req.body must be a string or nil");
+            argerror(L, plain, arg, "req.body must be a string or nil");
         if (r->method == CK_GET)
-            ck_argerror(L, plain, arg, "req.body is not allowed with GET");
+            argerror(L, plain, arg, "req.body is not allowed with GET");
     }
 
     r->nheaders = 0;
@@ -748,11 +747,11 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
     } else {
         int h = lua_gettop(L); /* stays: it anchors the names */
         if (!lua_istable(L, h))
-            ck_argerror(L, plain, arg, "req.headers must be a table of name = value");
+            argerror(L, plain, arg, "req.headers must be a table of name = value");
         lua_pushnil(L);
         while (lua_next(L, h) != 0) {
             luaL_checkstack(L, 4, "cometkey.curl");
-            ck_add_header(L, plain, arg);
+            add_header(L, plain, arg);
             r->nheaders++;
             lua_pop(L, 1);
         }
@@ -761,18 +760,18 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
     lua_getfield(L, idx, "url");
     r->url = lua_gettop(L);
     if (lua_type(L, -1) != LUA_TSTRING)
-        ck_argerror(L, plain, arg, "req.url must be a string");
+        argerror(L, plain, arg, "req.url must be a string");
     s = lua_tolstring(L, -1, &len);
     if (!(len > 7 && ck_ascii_ieq(s, 7, "http://")) && !(len > 8 && ck_ascii_ieq(s, 8, "https://")))
-        ck_argerror(L, plain, arg, "req.url must be an http:// or https:// URL");
+        argerror(L, plain, arg, "req.url must be an http:// or https:// URL");
     for (i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch <= 0x20 || ch == 0x7f)
-            ck_argerror(L, plain, arg, "req.url must not contain spaces or control characters");
+            argerror(L, plain, arg, "req.url must not contain spaces or control characters");
     }
     for (i = (size_t)(strstr(s, "://") - s) + 3; i < len && !strchr("/?#", s[i]); i++) {
         if (s[i] == '@')
-            ck_argerror(L, plain, arg, "req.url must not contain credentials (user:password@)");
+            argerror(L, plain, arg, "req.url must not contain credentials (user:password@)");
     }
 }
 
@@ -782,20 +781,20 @@ static void ck_read_request(lua_State *L, ck_client *c, int idx, int arg, ck_req
  * name and value are strings on the stack already: no Lua code runs. Raises
  * only when out of memory.
  */
-static void ck_header_line(lua_State *L, ck_xfer *x, const ck_request *r, int i)
+static void header_line(lua_State *L, ck_xfer *x, const ck_request *r, int i)
 {
     size_t nlen, vlen;
     const char *name = lua_tolstring(L, r->headers + 2 * i, &nlen);
     const char *value = lua_tolstring(L, r->headers + 2 * i + 1, &vlen);
     x->line.len = 0;
-    if (!ck_buf_append(&x->line, name, nlen) ||
-        !ck_buf_append(&x->line, vlen > 0 ? ": " : ";", vlen > 0 ? 2 : 1) ||
-        !ck_buf_append(&x->line, value, vlen))
-        ck_oom(L);
+    if (!buf_append(&x->line, name, nlen) ||
+        !buf_append(&x->line, vlen > 0 ? ": " : ";", vlen > 0 ? 2 : 1) ||
+        !buf_append(&x->line, value, vlen))
+        oom(L);
 }
 
 /* 1 when x->headers holds exactly the lines r would make, then "Expect:" and the token. */
-static int ck_same_headers(lua_State *L, ck_client *c, ck_xfer *x, const ck_request *r)
+static int same_headers(lua_State *L, ck_client *c, ck_xfer *x, const ck_request *r)
 {
     const struct curl_slist *node = x->headers;
     int i;
@@ -804,7 +803,7 @@ static int ck_same_headers(lua_State *L, ck_client *c, ck_xfer *x, const ck_requ
     for (i = 0; i < r->nheaders; i++, node = node->next) {
         if (node == NULL)
             return 0;
-        ck_header_line(L, x, r, i);
+        header_line(L, x, r, i);
         if (strcmp(node->data, x->line.data) != 0)
             return 0;
     }
@@ -820,50 +819,50 @@ static int ck_same_headers(lua_State *L, ck_client *c, ck_xfer *x, const ck_requ
 }
 
 /*
- * Copies the request r (read by ck_read_request) into x: method, body, header
+ * Copies the request r (read by read_request) into x: method, body, header
  * list (with "Expect:" and the token, added by C only) and the message label.
  * Runs no Lua code; raises only when out of memory, and every allocation made
  * is owned by x (and so by the userdata).
  */
-static void ck_fill_request(lua_State *L, ck_client *c, ck_xfer *x, const ck_request *r)
+static void fill_request(lua_State *L, ck_client *c, ck_xfer *x, const ck_request *r)
 {
     size_t len;
     const char *s;
     int i;
 
     x->method = r->method;
-    ck_buf_reset(&x->body);
+    buf_reset(&x->body);
     x->has_body = 0;
     if (lua_type(L, r->body) == LUA_TSTRING) {
         s = lua_tolstring(L, r->body, &len);
-        if (!ck_buf_append(&x->body, s, len)) /* data is never NULL after this */
-            ck_oom(L);
+        if (!buf_append(&x->body, s, len)) /* data is never NULL after this */
+            oom(L);
         x->has_body = 1;
     }
 
     /* The same headers as the previous request on x (the usual case): the list stays. */
-    if (!ck_same_headers(L, c, x, r)) {
-        ck_slist_wipe_free(x->headers);
+    if (!same_headers(L, c, x, r)) {
+        slist_wipe_free(x->headers);
         x->headers = NULL;
         for (i = 0; i < r->nheaders; i++) {
-            ck_header_line(L, x, r, i);
-            ck_append_line(L, x, x->line.data);
+            header_line(L, x, r, i);
+            append_line(L, x, x->line.data);
         }
         /* No "Expect: 100-continue" round trip; then the token. */
-        ck_append_line(L, x, "Expect:");
+        append_line(L, x, "Expect:");
         if (c->auth_line != NULL)
-            ck_append_line(L, x, c->auth_line);
+            append_line(L, x, c->auth_line);
     }
 
     s = lua_tolstring(L, r->url, &len);
-    if (!ck_set_where(x, s, len))
-        ck_oom(L);
+    if (!set_where(x, s, len))
+        oom(L);
 }
 
 /* ---------------------------------------------------------------- outcomes */
 
 /* Adds the finished transfer to the client's counters. */
-static void ck_count(ck_client *c, ck_xfer *x)
+static void count_transfer(ck_client *c, ck_xfer *x)
 {
     long connects = 0;
     if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
@@ -871,7 +870,7 @@ static void ck_count(ck_client *c, ck_xfer *x)
     c->requests += 1;
 }
 
-static int ck_contains(const char *hay, size_t hlen, const char *needle, size_t nlen)
+static int mem_contains(const char *hay, size_t hlen, const char *needle, size_t nlen)
 {
     size_t i;
     if (nlen == 0 || nlen > hlen)
@@ -884,10 +883,10 @@ static int ck_contains(const char *hay, size_t hlen, const char *needle, size_t 
 }
 
 /* Returns 1 when text shows the token or the value of a header this request sent. */
-static int ck_leaks_secret(ck_client *c, ck_xfer *x, const char *text, size_t n)
+static int leaks_secret(ck_client *c, ck_xfer *x, const char *text, size_t n)
 {
     struct curl_slist *node;
-    if (c->token != NULL && ck_contains(text, n, c->token, c->token_len))
+    if (c->token != NULL && mem_contains(text, n, c->token, c->token_len))
         return 1;
     for (node = x->headers; node != NULL; node = node->next) {
         const char *colon = strchr(node->data, ':');
@@ -898,7 +897,7 @@ static int ck_leaks_secret(ck_client *c, ck_xfer *x, const char *text, size_t n)
         while (*colon == ' ')
             colon++;
         vlen = strlen(colon);
-        if (vlen >= CK_MIN_REDACT_LEN && ck_contains(text, n, colon, vlen))
+        if (vlen >= CK_MIN_REDACT_LEN && mem_contains(text, n, colon, vlen))
             return 1;
     }
     return 0;
@@ -909,7 +908,7 @@ static int ck_leaks_secret(ck_client *c, ck_xfer *x, const char *text, size_t n)
  * characters become spaces; text that would show a header value or the
  * token is replaced by libcurl's generic description of the code.
  */
-static void ck_error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, size_t size)
+static void error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, size_t size)
 {
     size_t n = 0, i;
     const char *src = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code);
@@ -920,14 +919,14 @@ static void ck_error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, si
     while (n > 0 && out[n - 1] == ' ')
         n--;
     out[n] = '\0';
-    if (n == 0 || ck_leaks_secret(c, x, out, n)) {
+    if (n == 0 || leaks_secret(c, x, out, n)) {
         strncpy(out, curl_easy_strerror(code), size - 1);
         out[size - 1] = '\0';
     }
 }
 
 /* Pushes the response's header fields as { lower-case name = value }, one pass. */
-static void ck_push_headers(lua_State *L, const char *p, size_t n)
+static void push_headers(lua_State *L, const char *p, size_t n)
 {
     const char *end = p + n;
     lua_createtable(L, 0, 8);
@@ -949,7 +948,7 @@ static void ck_push_headers(lua_State *L, const char *p, size_t n)
             if (len <= sizeof small) {
                 for (i = 0; i < len; i++) {
                     char ch = line[i];
-                    small[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+                    small[i] = ck_ascii_lower(ch);
                 }
                 lua_pushlstring(L, small, len);
             } else {
@@ -957,7 +956,7 @@ static void ck_push_headers(lua_State *L, const char *p, size_t n)
                 luaL_buffinit(L, &b);
                 for (i = 0; i < len; i++) {
                     char ch = line[i];
-                    luaL_addchar(&b, (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch);
+                    luaL_addchar(&b, ck_ascii_lower(ch));
                 }
                 luaL_pushresult(&b);
             }
@@ -984,7 +983,7 @@ static void ck_push_headers(lua_State *L, const char *p, size_t n)
  * Pushes the outcome of a finished transfer: res (returns 1), or nil,
  * message, info (returns 3). Raises only when a callback ran out of memory.
  */
-static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
+static int push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
 {
     int too_large;
     long sent_bytes = 1;
@@ -1007,7 +1006,7 @@ static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code
         lua_pushinteger(L, (lua_Integer)status);
         lua_setfield(L, -2, "status");
         h = lua_tolstring(L, body + 1, &n);
-        ck_push_headers(L, h, n);
+        push_headers(L, h, n);
         lua_setfield(L, -2, "headers");
         lua_pushvalue(L, body);
         lua_setfield(L, -2, "body");
@@ -1022,7 +1021,7 @@ static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code
         snprintf(text, sizeof text, "body exceeds max_body (%lu bytes)",
                  (unsigned long)x->max_body);
     else
-        ck_error_text(c, x, code, text, sizeof text);
+        error_text(c, x, code, text, sizeof text);
     curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
     /* The facts go to cometkey.errors, which classifies the code (one table for
      * every transport) and writes the message. Lua runs here: every buffer of x
@@ -1045,45 +1044,45 @@ static int ck_push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code
 }
 
 /* Releases what a finished transfer no longer needs (large buffers go back to the system). */
-static void ck_xfer_trim(ck_xfer *x)
+static void xfer_trim(ck_xfer *x)
 {
-    ck_buf_reset(&x->resp_body);
-    ck_buf_reset(&x->resp_headers);
-    ck_buf_reset(&x->body);
+    buf_reset(&x->resp_body);
+    buf_reset(&x->resp_headers);
+    buf_reset(&x->body);
 }
 
 /* ---------------------------------------------------------------- blocking requests */
 
 /* h:perform(req) -> res | nil, message, info */
-static int ck_meth_perform(lua_State *L)
+static int l_perform(lua_State *L)
 {
-    ck_client *c = ck_check_open(L);
+    ck_client *c = check_open(L);
     ck_xfer *x = &c->main;
     ck_request r;
     CURLcode code;
     int nret;
     luaL_checkstack(L, CK_STACK_NEEDED, "cometkey.curl");
-    ck_read_request(L, c, 2, 2, &r);
+    read_request(L, c, 2, 2, &r);
     if (c->closed) /* by Lua code that ran while req was read */
         return luaL_error(L, "cometkey: client is closed");
     /* From here to curl_easy_perform's return, no Lua code runs. */
-    ck_fill_request(L, c, x, &r);
-    code = ck_easy_prepare(x, lua_tostring(L, r.url), r.timeout_ms);
+    fill_request(L, c, x, &r);
+    code = easy_prepare(x, lua_tostring(L, r.url), r.timeout_ms);
     if (code != CURLE_OK)
         return luaL_error(L, "cometkey: libcurl rejected the request options: %s",
                           curl_easy_strerror(code));
     /* From here to its return, only libcurl and the C callbacks above run. */
     code = curl_easy_perform(x->easy);
-    ck_count(c, x);
-    nret = ck_push_outcome(L, c, x, code);
-    ck_xfer_trim(x);
+    count_transfer(c, x);
+    nret = push_outcome(L, c, x, code);
+    xfer_trim(x);
     return nret;
 }
 
 /* h:stats() -> { requests = n, connects = n } */
-static int ck_meth_stats(lua_State *L)
+static int l_stats(lua_State *L)
 {
-    ck_client *c = ck_check_client(L);
+    ck_client *c = check_client(L);
     lua_createtable(L, 0, 2);
     ck_pushinteger64(L, (long long)c->requests); /* counts stay far below 2^53 */
     lua_setfield(L, -2, "requests");
@@ -1099,7 +1098,7 @@ static int ck_meth_stats(lua_State *L)
  * byte) when all are busy. A slot whose setup failed keeps easy == NULL and
  * is set up again the next time, so a raise here never frees or leaks.
  */
-static ck_xfer *ck_pool_take(lua_State *L, ck_client *c)
+static ck_xfer *pool_take(lua_State *L, ck_client *c)
 {
     size_t i;
     ck_xfer *x = NULL;
@@ -1114,20 +1113,20 @@ static ck_xfer *ck_pool_take(lua_State *L, ck_client *c)
             size_t cap = c->pool_cap ? c->pool_cap * 2 : 8;
             ck_xfer **grown = (ck_xfer **)realloc(c->pool, cap * sizeof *grown);
             if (grown == NULL)
-                ck_oom(L);
+                oom(L);
             c->pool = grown;
             c->pool_cap = cap;
         }
         x = (ck_xfer *)calloc(1, sizeof *x);
         if (x == NULL)
-            ck_oom(L);
+            oom(L);
         c->pool[c->pool_len++] = x; /* state CK_FREE, easy NULL */
     }
     if (x->easy == NULL) {
         x->easy = curl_easy_init();
         if (x->easy == NULL)
             luaL_error(L, "cometkey: curl_easy_init failed");
-        if (ck_easy_configure(c, x) != CURLE_OK ||
+        if (easy_configure(c, x) != CURLE_OK ||
             curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK) {
             curl_easy_cleanup(x->easy);
             x->easy = NULL;
@@ -1138,18 +1137,18 @@ static ck_xfer *ck_pool_take(lua_State *L, ck_client *c)
 }
 
 /* h:multi_add(tag, req) -> true; the transfer runs during multi_wait */
-static int ck_meth_multi_add(lua_State *L)
+static int l_multi_add(lua_State *L)
 {
-    ck_client *c = ck_check_open(L);
+    ck_client *c = check_open(L);
     long long tag = 0;
     ck_request r;
     ck_xfer *x;
     CURLcode code;
     CURLMcode mc;
     if (!ck_tointeger64(L, 2, &tag))
-        ck_argerror(L, c->plain_errors, 2, "tag must be an integer");
-    ck_check_table(L, c->plain_errors, 3, 3);
-    ck_read_request(L, c, 3, 3, &r);
+        argerror(L, c->plain_errors, 2, "tag must be an integer");
+    check_table(L, c->plain_errors, 3, 3);
+    read_request(L, c, 3, 3, &r);
     if (c->closed) /* by Lua code that ran while req was read */
         return luaL_error(L, "cometkey: client is closed");
     /* From here to the return, no Lua code runs: the slot taken stays ours. */
@@ -1158,9 +1157,9 @@ static int ck_meth_multi_add(lua_State *L)
         if (c->multi == NULL)
             return luaL_error(L, "cometkey: curl_multi_init failed");
     }
-    x = ck_pool_take(L, c);
-    ck_fill_request(L, c, x, &r);
-    code = ck_easy_prepare(x, lua_tostring(L, r.url), r.timeout_ms);
+    x = pool_take(L, c);
+    fill_request(L, c, x, &r);
+    code = easy_prepare(x, lua_tostring(L, r.url), r.timeout_ms);
     if (code != CURLE_OK)
         return luaL_error(L, "cometkey: libcurl rejected the request options: %s",
                           curl_easy_strerror(code));
@@ -1175,7 +1174,7 @@ static int ck_meth_multi_add(lua_State *L)
 }
 
 /* Moves every transfer libcurl reports finished to CK_DONE; returns how many. */
-static int ck_multi_collect(ck_client *c)
+static int multi_collect(ck_client *c)
 {
     CURLMsg *msg;
     int left, n = 0;
@@ -1187,7 +1186,7 @@ static int ck_multi_collect(ck_client *c)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
         x = (ck_xfer *)(void *)priv;
         x->result = msg->data.result; /* msg is invalid once the handle is removed */
-        ck_count(c, x);
+        count_transfer(c, x);
         curl_multi_remove_handle(c->multi, x->easy); /* its connection returns to the cache */
         x->in_multi = 0;
         x->state = CK_DONE;
@@ -1197,7 +1196,7 @@ static int ck_multi_collect(ck_client *c)
     return n;
 }
 
-static size_t ck_count_state(ck_client *c, enum ck_xfer_state state)
+static size_t count_state(ck_client *c, enum ck_xfer_state state)
 {
     size_t i, n = 0;
     for (i = 0; i < c->pool_len; i++)
@@ -1205,7 +1204,7 @@ static size_t ck_count_state(ck_client *c, enum ck_xfer_state state)
     return n;
 }
 
-static double ck_monotonic(void)
+static double monotonic_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1214,18 +1213,18 @@ static double ck_monotonic(void)
 
 /* h:multi_wait(timeout_seconds) -> { { tag = n, res = res } | { tag = n, err = msg, info = info } }
  */
-static int ck_meth_multi_wait(lua_State *L)
+static int l_multi_wait(lua_State *L)
 {
-    ck_client *c = ck_check_open(L);
-    lua_Number seconds = ck_check_number(L, c->plain_errors, 2);
+    ck_client *c = check_open(L);
+    lua_Number seconds = check_number(L, c->plain_errors, 2);
     double deadline;
     size_t done, i, n;
     luaL_checkstack(L, CK_STACK_NEEDED, "cometkey.curl");
     if (!(seconds >= 0 && seconds <= CK_MAX_TIMEOUT_SECONDS))
-        ck_argerror(L, c->plain_errors, 2, "timeout must be a number of seconds from 0 to 2147483");
-    deadline = ck_monotonic() + seconds;
-    done = ck_count_state(c, CK_DONE);
-    while (done == 0 && ck_count_state(c, CK_RUNNING) > 0) {
+        argerror(L, c->plain_errors, 2, "timeout must be a number of seconds from 0 to 2147483");
+    deadline = monotonic_seconds() + seconds;
+    done = count_state(c, CK_DONE);
+    while (done == 0 && count_state(c, CK_RUNNING) > 0) {
         int running = 0;
         double remaining;
         long ms;
@@ -1234,8 +1233,8 @@ static int ck_meth_multi_wait(lua_State *L)
         if (mc != CURLM_OK)
             return luaL_error(L, "cometkey: curl_multi_perform failed: %s",
                               curl_multi_strerror(mc));
-        done += (size_t)ck_multi_collect(c);
-        remaining = deadline - ck_monotonic();
+        done += (size_t)multi_collect(c);
+        remaining = deadline - monotonic_seconds();
         if (done > 0 || remaining <= 0)
             break;
         ms = (long)(remaining * 1000.0) + 1;
@@ -1263,7 +1262,7 @@ static int ck_meth_multi_wait(lua_State *L)
         if (!ck_pushinteger64(L, x->tag))
             lua_pushnumber(L, (lua_Number)x->tag);
         lua_setfield(L, -2, "tag");
-        nret = ck_push_outcome(L, c, x, x->result);
+        nret = push_outcome(L, c, x, x->result);
         if (nret == 1) {
             lua_setfield(L, -2, "res");
         } else {
@@ -1271,17 +1270,17 @@ static int ck_meth_multi_wait(lua_State *L)
             lua_setfield(L, -3, "err");
             lua_pop(L, 1); /* the nil */
         }
-        ck_xfer_trim(x);
+        xfer_trim(x);
         lua_rawseti(L, -2, (int)n);
     }
     return 1;
 }
 
 /* h:multi_pending() -> transfers added and not yet returned by multi_wait */
-static int ck_meth_multi_pending(lua_State *L)
+static int l_multi_pending(lua_State *L)
 {
-    ck_client *c = ck_check_client(L);
-    lua_pushinteger(L, (lua_Integer)(ck_count_state(c, CK_RUNNING) + ck_count_state(c, CK_DONE)));
+    ck_client *c = check_client(L);
+    lua_pushinteger(L, (lua_Integer)(count_state(c, CK_RUNNING) + count_state(c, CK_DONE)));
     return 1;
 }
 
@@ -1291,7 +1290,7 @@ static int ck_meth_multi_pending(lua_State *L)
  * curl.version() -> libcurl's version ("7.88.1"), its TLS library ("OpenSSL/3.0.11").
  * Read from curl_version_info: curl_version() would also initialise libldap.
  */
-static int ck_f_version(lua_State *L)
+static int l_version(lua_State *L)
 {
     const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
     lua_pushstring(L, info->version);
@@ -1303,21 +1302,21 @@ static int ck_f_version(lua_State *L)
 }
 
 /* curl.now() -> monotonic seconds (float) */
-static int ck_f_now(lua_State *L)
+static int l_now(lua_State *L)
 {
-    lua_pushnumber(L, (lua_Number)ck_monotonic());
+    lua_pushnumber(L, (lua_Number)monotonic_seconds());
     return 1;
 }
 
 /* curl.sleep(seconds [, plain_errors]): blocks the calling thread (retry backoff in blocking mode)
  */
-static int ck_f_sleep(lua_State *L)
+static int l_sleep(lua_State *L)
 {
     int plain = lua_toboolean(L, 2);
-    lua_Number s = ck_check_number(L, plain, 1);
+    lua_Number s = check_number(L, plain, 1);
     struct timespec req, rem;
     if (!(s >= 0 && s <= CK_MAX_TIMEOUT_SECONDS))
-        ck_argerror(L, plain, 1, "seconds must be a number from 0 to 2147483");
+        argerror(L, plain, 1, "seconds must be a number from 0 to 2147483");
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
     if (req.tv_nsec > 999999999L)
@@ -1332,18 +1331,15 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L);
 CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
 {
     static int curl_ready = 0;
-    static const luaL_Reg methods[] = {{"perform", ck_meth_perform},
-                                       {"stats", ck_meth_stats},
-                                       {"close", ck_meth_close},
-                                       {"multi_add", ck_meth_multi_add},
-                                       {"multi_wait", ck_meth_multi_wait},
-                                       {"multi_pending", ck_meth_multi_pending},
+    static const luaL_Reg methods[] = {{"perform", l_perform},
+                                       {"stats", l_stats},
+                                       {"close", l_close},
+                                       {"multi_add", l_multi_add},
+                                       {"multi_wait", l_multi_wait},
+                                       {"multi_pending", l_multi_pending},
                                        {NULL, NULL}};
-    static const luaL_Reg functions[] = {{"new", ck_f_new},
-                                         {"version", ck_f_version},
-                                         {"now", ck_f_now},
-                                         {"sleep", ck_f_sleep},
-                                         {NULL, NULL}};
+    static const luaL_Reg functions[] = {
+        {"new", l_new}, {"version", l_version}, {"now", l_now}, {"sleep", l_sleep}, {NULL, NULL}};
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return luaL_error(L, "cometkey: curl_global_init failed");
@@ -1364,13 +1360,13 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
         lua_newtable(L);
         ck_setfuncs(L, methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, ck_meth_gc);
+        lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, ck_meth_close);
+        lua_pushcfunction(L, l_close);
         lua_setfield(L, -2, "__close");
 #endif
-        lua_pushcfunction(L, ck_meth_tostring);
+        lua_pushcfunction(L, l_tostring);
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, CK_CURL_MT);
         lua_setfield(L, -2, "__metatable");

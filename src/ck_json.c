@@ -35,7 +35,7 @@ static void box_release(json_box *box)
     box->json = NULL;
 }
 
-static int box_gc(lua_State *L)
+static int l_box_gc(lua_State *L)
 {
     box_release((json_box *)lua_touserdata(L, 1));
     return 0;
@@ -52,7 +52,7 @@ static json_box *push_box(lua_State *L)
          * must not leave a metatable without __gc behind. */
         lua_pop(L, 1);
         lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, box_gc);
+        lua_pushcfunction(L, l_box_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, BOX_METATABLE);

@@ -31,7 +31,7 @@ ck_secret *ck_secret_check(lua_State *L, int idx)
 }
 
 /* secret(token) -> userdata; raises on a non-string or empty token. */
-static int ck_secret_new(lua_State *L)
+static int l_secret_new(lua_State *L)
 {
     size_t len;
     const char *token = luaL_checklstring(L, 1, &len);
@@ -54,7 +54,7 @@ static int ck_secret_new(lua_State *L)
 }
 
 /* secret:reveal() -> the token, for Lua transports that must send it. */
-static int ck_secret_reveal(lua_State *L)
+static int l_secret_reveal(lua_State *L)
 {
     ck_secret *s = ck_secret_check(L, 1);
     if (s->value == NULL)
@@ -69,7 +69,7 @@ static int ck_secret_reveal(lua_State *L)
  * cap) too. Non-strings come back unchanged. The token never becomes a Lua
  * string: the comparison runs on the C copy.
  */
-static int ck_secret_redact(lua_State *L)
+static int l_secret_redact(lua_State *L)
 {
     ck_secret *s = ck_secret_check(L, 1);
     luaL_Buffer b;
@@ -109,13 +109,13 @@ static int ck_secret_redact(lua_State *L)
     return 1;
 }
 
-static int ck_secret_close(lua_State *L)
+static int l_secret_close(lua_State *L)
 {
     ck_secret_wipe(ck_secret_check(L, 1));
     return 0;
 }
 
-static int ck_secret_tostring(lua_State *L)
+static int l_secret_tostring(lua_State *L)
 {
     ck_secret *s = ck_secret_check(L, 1);
     lua_pushstring(L, s->value != NULL ? "cometkey.secret (hidden)" : "cometkey.secret (wiped)");
@@ -124,21 +124,21 @@ static int ck_secret_tostring(lua_State *L)
 
 void ck_secret_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"reveal", ck_secret_reveal},
-                                       {"redact", ck_secret_redact},
-                                       {"wipe", ck_secret_close},
+    static const luaL_Reg methods[] = {{"reveal", l_secret_reveal},
+                                       {"redact", l_secret_redact},
+                                       {"wipe", l_secret_close},
                                        {NULL, NULL}};
     if (luaL_newmetatable(L, CK_SECRET_MT)) {
         lua_newtable(L);
         ck_setfuncs(L, methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, ck_secret_close);
+        lua_pushcfunction(L, l_secret_close);
         lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, ck_secret_close);
+        lua_pushcfunction(L, l_secret_close);
         lua_setfield(L, -2, "__close");
 #endif
-        lua_pushcfunction(L, ck_secret_tostring);
+        lua_pushcfunction(L, l_secret_tostring);
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, "hidden");
         lua_setfield(L, -2, "__metatable");
@@ -149,6 +149,6 @@ void ck_secret_register(lua_State *L)
 void ck_secret_open(lua_State *L)
 {
     ck_secret_register(L);
-    lua_pushcfunction(L, ck_secret_new);
+    lua_pushcfunction(L, l_secret_new);
     lua_setfield(L, -2, "secret");
 }
