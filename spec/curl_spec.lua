@@ -212,6 +212,19 @@ describe("cometkey.curl", function()
       assert.are.equal(1, stats.connects)
       h:close()
     end)
+
+    it("a request that is not idempotent opens its own connection; an idempotent POST reuses one", function()
+      local h = curl.new { token = secret, timeout = 5 }
+      local url = base .. "/api/token/search?keyword=x"
+      for _ = 1, 3 do assert(h:perform { method = "POST", url = url, body = "{}", idempotent = true }) end
+      assert.are.equal(1, h:stats().connects)
+      for _ = 1, 2 do assert(h:perform { method = "POST", url = url, body = "{}" }) end -- a POST by default
+      assert.are.equal(3, h:stats().connects)
+      assert(h:perform { method = "GET", url = base .. "/api/token/1", idempotent = false })
+      assert.are.equal(4, h:stats().connects)
+      assert.has_error(function() h:perform { method = "GET", url = url, idempotent = "yes" } end)
+      h:close()
+    end)
   end)
 
   describe("failures", function()

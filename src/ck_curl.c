@@ -112,6 +112,7 @@ typedef struct ck_xfer {
     unsigned long done_seq;   /* order of completion, for reporting */
     CURLcode result;          /* multi pool only: the finished transfer's code */
     enum ck_method method;
+    int fresh;                  /* open a new connection (no replay of a non-idempotent request) */
     struct curl_slist *headers; /* request headers, Authorization included */
     ck_buf body;                /* request body (when has_body) */
     int has_body;
@@ -237,12 +238,14 @@ static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
     rc = curl_easy_setopt(e, CURLOPT_URL, url);
     /*
      * libcurl replays a request (POST too, body rewound) when a reused
-     * connection dies before any answer. A POST creates: sent twice, the
-     * server may create twice. So POST always opens a fresh connection;
-     * the replay stays for GET, PUT and DELETE, which are idempotent.
+     * connection dies before any answer. A create (or a batch delete) sent
+     * twice may act twice. So a request that is not idempotent (req.idempotent
+     * = false, from the endpoint table; without it, a POST) always opens a
+     * fresh connection; the replay stays for idempotent ones (reads, updates,
+     * a reveal, which is a read-only POST).
      */
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, x->method == CK_POST ? 1L : 0L);
+        rc = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, x->fresh ? 1L : 0L);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (rc == CURLE_OK)
@@ -692,6 +695,7 @@ static int set_where(ck_xfer *x, const char *url, size_t len)
 /* A request as read from Lua: the strings stay on the Lua stack. */
 typedef struct ck_request {
     enum ck_method method;
+    int fresh;
     long timeout_ms;
     int body;     /* stack slot: the body string, or nil */
     int headers;  /* stack slot of the first header name; its value (a string) follows */
@@ -724,6 +728,16 @@ static void read_request(lua_State *L, ck_client *c, int idx, int arg, ck_reques
     if (ck_method_names[m] == NULL)
         argerror(L, plain, arg, "req.method must be \"GET\", \"POST\", \"PUT\" or \"DELETE\"");
     r->method = (enum ck_method)m;
+    lua_pop(L, 1);
+
+    /* req.idempotent (the operation's, from the endpoint table): without it, by method. */
+    lua_getfield(L, idx, "idempotent");
+    if (lua_isboolean(L, -1))
+        r->fresh = !lua_toboolean(L, -1);
+    else if (lua_isnil(L, -1))
+        r->fresh = r->method == CK_POST;
+    else
+        argerror(L, plain, arg, "req.idempotent must be a boolean or nil");
     lua_pop(L, 1);
 
     r->timeout_ms = c->timeout_ms;
@@ -831,6 +845,7 @@ static void fill_request(lua_State *L, ck_client *c, ck_xfer *x, const ck_reques
     int i;
 
     x->method = r->method;
+    x->fresh = r->fresh;
     buf_reset(&x->body);
     x->has_body = 0;
     if (lua_type(L, r->body) == LUA_TSTRING) {

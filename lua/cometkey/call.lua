@@ -53,7 +53,9 @@ function M.perform(client, ctx, op, built)
   if client.transport.needs_token then
     headers.Authorization = conf.secret:reveal()
   end
-  local req = { method = method, url = url, headers = headers, body = built.body, timeout = 0 }
+  local idempotent = endpoints[op].idempotent
+  local req = { method = method, url = url, headers = headers, body = built.body, timeout = 0,
+    idempotent = idempotent }
   local debug = conf.debug
   local now = ctx.now()
   local deadline = now + conf.timeout
@@ -80,7 +82,7 @@ function M.perform(client, ctx, op, built)
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt
-    local retry = info.retryable and (endpoints[op].idempotent or info.sent == false)
+    local retry = info.retryable and (idempotent or info.sent == false)
       and attempt <= conf.retries
     if not retry then return nil, message, info end
     local wait = M.backoff(attempt, info.retry_after)
