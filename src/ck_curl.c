@@ -1363,9 +1363,20 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
     ck_secret_register(L);
     /* Failures are classified and worded by cometkey.errors (shared with the
      * Neovim transport, which runs the curl tool and sees the same codes). */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "cometkey.errors");
-    lua_call(L, 1, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED"); /* package.loaded, 5.1 to 5.4 */
+    if (lua_istable(L, -1))
+        lua_getfield(L, -1, "cometkey.errors");
+    else
+        lua_pushnil(L);
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "cometkey.errors");
+        if (!lua_isfunction(L, -2) || lua_pcall(L, 1, 1, 0) != 0)
+            return luaL_error(L, "cometkey: cometkey.curl needs the Lua module cometkey.errors "
+                                 "(lua/cometkey/errors.lua) on package.path");
+    }
     lua_getfield(L, -1, "curl_failure");
     if (lua_type(L, -1) != LUA_TFUNCTION)
         return luaL_error(L, "cometkey: cometkey.errors has no curl_failure");
