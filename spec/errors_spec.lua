@@ -58,4 +58,24 @@ describe("cometkey.errors", function()
     assert.are.same({ true, 1, 2 }, { errors.catch(function() return 1, 2 end) })
     client:close()
   end)
+
+  it("lists every kind the codec reports", function()
+    local core = require "cometkey.core"
+    local seen = {}
+    local bodies = { "", "<html></html>", "not json", '{"success":false,"message":"record not found"}',
+      '{"success":false,"message":"Unauthorized, invalid access token"}', '{"success":false,"message":"x"}',
+      '{"success":true,"data":5}' }
+    for _, status in ipairs({ 200, 301, 401, 404, 429, 500, 502, 418 }) do
+      for _, body in ipairs(bodies) do
+        local value, _, info = core.response("get", { status = status, body = body })
+        if value == nil then
+          assert.is_true(errors.is_kind[info.kind], info.kind)
+          seen[info.kind] = true
+        end
+      end
+    end
+    for _, kind in ipairs({ "http", "decode", "api", "auth", "not_found", "rate_limited" }) do
+      assert.is_true(seen[kind], kind)
+    end
+  end)
 end)
