@@ -26,7 +26,9 @@ function H.mock_env(start_opts)
     env.clients = {}
   end
   function env.client(extra)
-    local opts = { token = env.m.token, base_url = env.m.url, timeout = 5, connect_timeout = 2 }
+    -- user_id: the mock requires New-Api-User by default, as upstream servers do
+    local opts = { token = env.m.token, base_url = env.m.url, user_id = env.m.user_id, timeout = 5,
+      connect_timeout = 2 }
     for k, v in pairs(extra or {}) do opts[k] = v end
     local c = cometkey.new(opts)
     env.clients[c] = true
