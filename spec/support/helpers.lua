@@ -68,6 +68,14 @@ function H.body(entry)
   return cjson.decode(entry.body)
 end
 
+-- Values of a stored row are equal: tables (auto_groups) compare element by element.
+local function same_value(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
 --- row_diff(before, after [, ignore]) --> { field = { from, to }, ... } for every field that
 -- differs between two stored rows (fields named in the set `ignore` are skipped)
 function H.row_diff(before, after, ignore)
@@ -75,7 +83,7 @@ function H.row_diff(before, after, ignore)
   ignore = ignore or {}
   for k, v in pairs(before) do
     seen[k] = true
-    if not ignore[k] and v ~= after[k] then d[k] = { from = v, to = after[k] } end
+    if not ignore[k] and not same_value(v, after[k]) then d[k] = { from = v, to = after[k] } end
   end
   for k, v in pairs(after) do
     if not seen[k] and not ignore[k] then d[k] = { from = nil, to = v } end
