@@ -15,7 +15,8 @@ local H = {}
 H.mock = mock
 
 --- mock_env([start_opts]) --> env: env.start/stop/reset/cleanup are the busted hooks;
--- env.m is the running mock, env.client(extra) a client of it (closed after each test).
+-- env.m is the running mock, env.client(extra) a client of it (closed after each test) that
+-- sends New-Api-User (extra.user_id = false: none).
 function H.mock_env(start_opts)
   local env = { clients = {} }
   function env.start() env.m = mock.start(start_opts or {}) end
@@ -30,6 +31,7 @@ function H.mock_env(start_opts)
     local opts = { token = env.m.token, base_url = env.m.url, user_id = env.m.user_id, timeout = 5,
       connect_timeout = 2 }
     for k, v in pairs(extra or {}) do opts[k] = v end
+    if opts.user_id == false then opts.user_id = nil end -- user_id = false: send no New-Api-User
     local c = cometkey.new(opts)
     env.clients[c] = true
     return c
