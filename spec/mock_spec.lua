@@ -71,7 +71,7 @@ describe("mock launcher", function()
     assert.equal(1, m.user_id)
     assert.truthy(process_alive(m.pid))
     assert.truthy(dir_exists(m.dir))
-    local status = m:http("GET", "/api/token/", { headers = { Authorization = m.token } })
+    local status = m:http("GET", "/api/token/", { headers = { Authorization = m.token, ["New-Api-User"] = "1" } })
     assert.equal(200, status)
     m:stop()
     assert.falsy(process_alive(m.pid))
@@ -94,7 +94,8 @@ describe("mock launcher", function()
     assert.equal(1, #keys)
     assert.equal("only", keys[1].name)
     assert.equal(7, keys[1].remain_quota)
-    local status, body = m:http("GET", "/api/token/", { headers = { Authorization = "tok-xyz" } })
+    local status, body = m:http("GET", "/api/token/", { headers = { Authorization = "tok-xyz",
+      ["New-Api-User"] = "1" } })
     assert.equal(200, status)
     assert.equal(1, cjson.decode(body).data.total)
     assert.has_error(function() mock.start{ prot = 1 } end, "mock.start: unknown option 'prot'")
@@ -146,7 +147,8 @@ describe("mock launcher", function()
       .. " -keyout " .. dir .. "/key.pem -out " .. dir .. "/cert.pem >/dev/null 2>&1"))
     m = mock.start{ tls = { cert = dir .. "/cert.pem", key = dir .. "/key.pem" } }
     assert.matches("^https://127%.0%.0%.1:%d+$", m.url)
-    local body = sys.capture("curl -sk -H 'Authorization: " .. m.token .. "' " .. m.url .. "/api/token/1")
+    local body = sys.capture("curl -sk -H 'Authorization: " .. m.token .. "' -H 'New-Api-User: 1' " .. m.url
+      .. "/api/token/1")
     assert.equal("production", cjson.decode(body).data.name)
     assert.equal(1, #m:requests())
   end)
@@ -167,7 +169,8 @@ describe("mock server", function()
     m:reset()
   end)
 
-  -- API call with the test token unless headers.Authorization is given (false: none).
+  -- API call with the test token unless headers.Authorization is given (false: none), and
+  -- New-Api-User = the test user unless headers["New-Api-User"] is given (false: none).
   local function api(method, path, body, headers)
     local h = {}
     for k, v in pairs(headers or {}) do
@@ -177,6 +180,11 @@ describe("mock server", function()
       h.Authorization = m.token
     elseif h.Authorization == false then
       h.Authorization = nil
+    end
+    if h["New-Api-User"] == nil then
+      h["New-Api-User"] = tostring(m.user_id)
+    elseif h["New-Api-User"] == false then
+      h["New-Api-User"] = nil
     end
     local status, raw, response_headers = m:http(method, path, { headers = h,
       body = body ~= nil and encode(body) or nil })
@@ -254,9 +262,8 @@ describe("mock server", function()
       assert.is_false(body.success)
     end)
 
-    it("applies the New-Api-User rules in require_user_header mode", function()
-      m:config{ require_user_header = true }
-      local status, body = api("GET", "/api/token/")
+    it("applies the New-Api-User rules by default (2026 upstream)", function()
+      local status, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = false })
       assert.equal(401, status)
       assert.equal("Unauthorized, New-Api-User header not provided", body.message)
       status, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = "alice" })
@@ -270,8 +277,14 @@ describe("mock server", function()
       assert.is_true(body.success)
     end)
 
-    it("ignores New-Api-User by default and speaks Chinese in zh mode", function()
+    it("ignores New-Api-User on a 2025 server or with require_user_header = false; speaks Chinese in zh mode", function()
+      m:config{ server = "2025" }
       local _, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = "999" })
+      assert.is_true(body.success)
+      _, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = false })
+      assert.is_true(body.success)
+      m:config{ server = "2026", require_user_header = false }
+      _, body = api("GET", "/api/token/1", nil, { ["New-Api-User"] = false })
       assert.is_true(body.success)
       m:config{ language = "zh" }
       _, body = api("GET", "/api/token/", nil, { Authorization = "nope" })
@@ -279,10 +292,12 @@ describe("mock server", function()
     end)
 
     it("keeps users apart", function()
-      local _, body = api("GET", "/api/token/", nil, { Authorization = m.other_token })
+      local _, body = api("GET", "/api/token/", nil, { Authorization = m.other_token,
+        ["New-Api-User"] = tostring(m.other_user_id) })
       assert.equal(1, body.data.total)
       assert.equal(2, body.data.items[1].user_id)
-      _, body = api("GET", "/api/token/1", nil, { Authorization = m.other_token })
+      _, body = api("GET", "/api/token/1", nil, { Authorization = m.other_token,
+        ["New-Api-User"] = tostring(m.other_user_id) })
       assert.same({ success = false, message = "record not found" }, body)
     end)
   end)
@@ -341,7 +356,7 @@ describe("mock server", function()
       assert.matches('"remain_quota":123456789012345,', raw)
       local order = { "id", "user_id", "key", "status", "name", "created_time", "accessed_time",
         "expired_time", "remain_quota", "unlimited_quota", "model_limits_enabled", "model_limits",
-        "allow_ips", "used_quota", "group", "cross_group_retry", "DeletedAt" }
+        "allow_ips", "used_quota", "group", "cross_group_retry", "auto_groups", "DeletedAt" }
       local last = 0
       for _, field in ipairs(order) do
         local pos = raw:find('"' .. field .. '":', 1, true)
@@ -349,9 +364,11 @@ describe("mock server", function()
         assert.truthy(pos > last, field .. " out of order")
         last = pos
       end
-      assert.matches('"DeletedAt":null}}$', raw)
-      assert.matches("^[%w]+$", body.data.key)
-      assert.equal(48, #body.data.key)
+      assert.matches('"auto_groups":%[%],"DeletedAt":null}}$', raw)
+      local full = m:key(6).key -- masked in every answer (2026-03+)
+      assert.equal(full:sub(1, 4) .. "**********" .. full:sub(-4), body.data.key)
+      assert.matches("^[%w]+$", full)
+      assert.equal(48, #full)
     end)
 
     it("returns null allow_ips as null", function()
@@ -527,13 +544,13 @@ describe("mock server", function()
       assert.equal(1, row.status)
       assert.equal(row.name, body.data.name)
       assert.equal(mock.null, body.data.allow_ips)
-      assert.equal(row.key, body.data.key)
+      assert.equal(row.key:sub(1, 4) .. "**********" .. row.key:sub(-4), body.data.key)
     end)
 
     it("copies every editable field verbatim in full mode", function()
       local fields = { id = 1, name = "n", expired_time = 4102444800, remain_quota = 42,
         unlimited_quota = true, model_limits_enabled = true, model_limits = "a, b",
-        allow_ips = "1.2.3.4, 5.6.7.8", group = "vip", cross_group_retry = true }
+        allow_ips = "1.2.3.4, 5.6.7.8", group = "auto", cross_group_retry = true }
       api("PUT", "/api/token/", fields)
       local row = m:key(1)
       for k, v in pairs(fields) do
@@ -641,7 +658,10 @@ describe("mock server", function()
   end)
 
   describe("rate limiter", function()
-    it("is off by default and answers 429 with an empty body when configured", function()
+    it("is on by default (180 per 180 s), off on a 2025 server, 429 with an empty body", function()
+      assert.same({ requests = 180, window = 180 }, m:config().rate_limit)
+      m:config{ server = "2025" }
+      assert.equal(json.null, m:config().rate_limit)
       for _ = 1, 5 do
         assert.equal(200, (api("GET", "/api/token/1")))
       end
@@ -662,11 +682,11 @@ describe("mock server", function()
     it("reset restores the seeded state", function()
       api("DELETE", "/api/token/1")
       api("POST", "/api/token/", { name = "extra" })
-      m:config{ masked_keys = true }
+      m:config{ masked_keys = false }
       m:reset()
       assert.equal(7, #m:keys())
       assert.is_false(m:key(1).deleted)
-      assert.is_false(m:config().masked_keys)
+      assert.is_true(m:config().masked_keys)
     end)
 
     it("seeds varied keys by default", function()
@@ -703,9 +723,9 @@ describe("mock server", function()
 
     it("counts requests and distinct connections; keep-alive counts as one", function()
       m:clear_requests()
-      local req = "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\n\r\n"
+      local req = "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\nNew-Api-User: 1\r\n\r\n"
       local last = "GET /api/token/2 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token
-        .. "\r\nConnection: close\r\n\r\n"
+        .. "\r\nNew-Api-User: 1\r\nConnection: close\r\n\r\n"
       local raw = raw_exchange(m.port, req .. last)
       local _, count = raw:gsub("HTTP/1%.1 200", "")
       assert.equal(2, count)
@@ -789,7 +809,7 @@ describe("mock server", function()
       assert.equal("closed", err)
       assert.equal("production", m:key(1).name)
       m:fault{ type = "reset", processed = true }
-      status = m:http("PUT", "/api/token/", { headers = { Authorization = m.token },
+      status = m:http("PUT", "/api/token/", { headers = { Authorization = m.token, ["New-Api-User"] = "1" },
         body = encode{ id = 1, name = "x" } })
       assert.is_nil(status)
       assert.equal("x", m:key(1).name)
@@ -800,7 +820,7 @@ describe("mock server", function()
     it("truncate declares a longer Content-Length than it sends, then closes", function()
       m:fault{ type = "truncate" }
       local raw, err = raw_exchange(m.port, "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: "
-        .. m.token .. "\r\n\r\n")
+        .. m.token .. "\r\nNew-Api-User: 1\r\n\r\n")
       assert.equal("closed", err)
       local status, headers, body = split_response(raw)
       assert.equal(200, status)
@@ -855,7 +875,7 @@ describe("mock server", function()
       c:settimeout(5)
       assert(c:connect("127.0.0.1", m.port))
       local t0 = socket.gettime()
-      c:send("GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\n\r\n")
+      c:send("GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\nNew-Api-User: 1\r\n\r\n")
       local length
       repeat
         local line = assert(c:receive("*l"))
@@ -918,7 +938,7 @@ describe("mock server", function()
     it("chunked sends a normal answer with Transfer-Encoding: chunked in several chunks", function()
       m:fault{ type = "chunked", chunks = 3 }
       local raw = raw_exchange(m.port, "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: "
-        .. m.token .. "\r\nConnection: close\r\n\r\n")
+        .. m.token .. "\r\nNew-Api-User: 1\r\nConnection: close\r\n\r\n")
       local status, headers, body = split_response(raw)
       assert.equal(200, status)
       assert.equal("chunked", headers["transfer-encoding"])
