@@ -657,6 +657,171 @@ describe("mock server", function()
     end)
   end)
 
+  describe("2026 upstream behaviours (the defaults) and the older builds", function()
+    local function masked(key)
+      return key:sub(1, 4) .. "**********" .. key:sub(-4)
+    end
+
+    it("masks the key in list, get, search and update; a 2025 server sends it whole", function()
+      local full = m:key(1).key
+      local _, body = api("GET", "/api/token/?p=1&page_size=100")
+      for _, item in ipairs(body.data.items) do
+        assert.equal(masked(m:key(item.id).key), item.key)
+      end
+      _, body = api("GET", "/api/token/search?keyword=production")
+      assert.equal(masked(full), body.data.items[1].key)
+      _, body = api("PUT", "/api/token/?status_only=1", { id = 1, status = 2 })
+      assert.equal(masked(full), body.data.key)
+      m:config{ server = "2025" }
+      _, body = api("GET", "/api/token/1")
+      assert.equal(full, body.data.key)
+    end)
+
+    it("reveals one key, and up to 100 in a batch (the caller's only); 404 where a build lacks them", function()
+      local _, body = api("POST", "/api/token/1/key")
+      assert.same({ success = true, message = "", data = { key = m:key(1).key } }, body)
+      _, body = api("POST", "/api/token/7/key") -- the other user's
+      assert.same({ success = false, message = "record not found" }, body)
+      _, body = api("POST", "/api/token/batch/keys", { ids = { 1, 5, 7, 99 } })
+      assert.same({ ["1"] = m:key(1).key, ["5"] = m:key(5).key }, body.data.keys)
+      local ids = {}
+      for i = 1, 101 do ids[i] = i end
+      _, body = api("POST", "/api/token/batch/keys", { ids = ids })
+      assert.same({ success = false, message = "Too many items in batch request, maximum is 100" }, body)
+      _, body = api("POST", "/api/token/batch/keys", { ids = json.array() })
+      assert.same({ success = false, message = "Invalid parameters" }, body)
+      m:config{ server = "2026-03" } -- reveal, no batch reveal yet
+      assert.equal(200, (api("POST", "/api/token/1/key")))
+      assert.equal(404, (api("POST", "/api/token/batch/keys", { ids = { 1 } })))
+      m:config{ server = "2025" }
+      assert.equal(404, (api("POST", "/api/token/1/key")))
+    end)
+
+    it("batch delete removes the caller's ids in one request and answers the count", function()
+      local _, body = api("POST", "/api/token/batch", { ids = { 1, 2, 2, 7, 99 } })
+      assert.same({ success = true, message = "", data = 2 }, body)
+      assert.is_true(m:key(1).deleted)
+      assert.is_true(m:key(2).deleted)
+      assert.is_false(m:key(7).deleted)
+      for _, bad in ipairs({ { ids = json.array() }, { ids = { "1" } }, { ids = { 1.5 } }, {}, "nope" }) do
+        _, body = api("POST", "/api/token/batch", bad)
+        assert.same({ success = false, message = "Invalid parameters" }, body)
+      end
+    end)
+
+    it("limits every IP to 180 requests per 180 s: 429, empty body, no Retry-After; refusals do not count", function()
+      for i = 1, 180 do
+        assert.equal(200, (api("GET", "/api/status")), "request " .. i)
+      end
+      local status, _, raw, h = api("GET", "/api/token/1")
+      assert.equal(429, status)
+      assert.equal("", raw)
+      assert.is_nil(h["retry-after"])
+      m:config{ rate_limit = { requests = 2, window = 0.4 } } -- configurable, so tests stay fast
+      assert.equal(200, (api("GET", "/api/token/1")))
+      assert.equal(200, (api("GET", "/api/token/1")))
+      sys.sleep(0.2)
+      assert.equal(429, (api("GET", "/api/token/1")))
+      sys.sleep(0.25) -- 0.45 s after the first: its slot is free; the refusal took none
+      assert.equal(200, (api("GET", "/api/token/1")))
+    end)
+
+    it("limits searches to 10 per 60 s and reveals to 20 per 20 min", function()
+      for _ = 1, 10 do
+        assert.equal(200, (api("GET", "/api/token/search?keyword=production")))
+      end
+      assert.equal(429, (api("GET", "/api/token/search?keyword=production")))
+      assert.equal(200, (api("GET", "/api/token/1")))
+      for i = 1, 20 do
+        assert.equal(200, (api("POST", i % 2 == 0 and "/api/token/1/key" or "/api/token/batch/keys",
+          { ids = { 1 } })))
+      end
+      local status, _, raw = api("POST", "/api/token/1/key")
+      assert.equal(429, status)
+      assert.equal("", raw)
+      assert.same({ requests = 20, window = 1200 }, m:config().critical_rate_limit)
+      assert.same({ requests = 10, window = 60 }, m:config().search_rate_limit)
+    end)
+
+    it("stores cross_group_retry = false unless the group is auto, and keeps auto_groups a PUT omits", function()
+      api("POST", "/api/token/", { name = "plain", group = "default", cross_group_retry = true })
+      api("POST", "/api/token/", { name = "routed", group = "auto", cross_group_retry = true,
+        auto_groups = { "default", "vip" } })
+      local plain, routed = m:key(8), m:key(9)
+      assert.is_false(plain.cross_group_retry)
+      assert.is_true(routed.cross_group_retry)
+      assert.same({ "default", "vip" }, routed.auto_groups)
+      local update = { id = 9, name = "routed", expired_time = -1, group = "auto", cross_group_retry = true }
+      api("PUT", "/api/token/", update)
+      assert.same({ "default", "vip" }, m:key(9).auto_groups) -- omitted: kept
+      local _, body = api("GET", "/api/token/9")
+      assert.same({ "default", "vip" }, body.data.auto_groups)
+      update.group = "default"
+      api("PUT", "/api/token/", update)
+      assert.is_false(m:key(9).cross_group_retry)
+      assert.same({}, m:key(9).auto_groups)
+      m:config{ server = "2026-03" } -- before PR #6590: stored as sent, no auto_groups in answers
+      update.group = "vip"
+      _, body = api("PUT", "/api/token/", update)
+      assert.is_true(m:key(9).cross_group_retry)
+      assert.is_nil(body.data.auto_groups)
+    end)
+
+    it("serves GET /api/status without auth: quota_per_unit (configurable) sets the quota maximum", function()
+      local status, body = api("GET", "/api/status", nil, { Authorization = false, ["New-Api-User"] = false })
+      assert.equal(200, status)
+      assert.equal(500000, body.data.quota_per_unit)
+      assert.is_true(body.data.display_in_currency)
+      m:config{ quota_per_unit = 1000, display_in_currency = false }
+      _, body = api("GET", "/api/status")
+      assert.equal(1000, body.data.quota_per_unit)
+      assert.is_false(body.data.display_in_currency)
+      _, body = api("POST", "/api/token/", { name = "big", remain_quota = 1000000000001 })
+      assert.same({ success = false, message = "Quota value exceeds valid range, maximum is 1000000000000" }, body)
+      _, body = api("POST", "/api/token/", { name = "max", remain_quota = 1000000000000 })
+      assert.is_true(body.success)
+    end)
+
+    it("answers 401/403 with a code under personal-access-token auth, New-Api-User ignored", function()
+      m:config{ server = "pat" }
+      local _, body = api("GET", "/api/token/1", nil, { ["New-Api-User"] = "999" })
+      assert.is_true(body.success)
+      local status
+      status, body = api("GET", "/api/token/1", nil, { Authorization = "bearer " .. m.token, ["New-Api-User"] = false })
+      assert.equal(200, status)
+      status, body = api("GET", "/api/token/1", nil, { Authorization = "nope" })
+      assert.equal(401, status)
+      assert.equal("AUTH_UNAUTHORIZED", body.code)
+      status, body = api("GET", "/api/token/1", nil, { Authorization = false })
+      assert.equal(401, status)
+      assert.equal("AUTH_UNAUTHORIZED", body.code)
+      status, body = api("GET", "/api/token/1", nil, { Authorization = m.forbidden_token })
+      assert.equal(403, status)
+      assert.equal("AUTH_INSUFFICIENT_PRIVILEGE", body.code)
+      m:config{ server = "2026" } -- the same user on an access-token build: 200, role too low
+      status, body = api("GET", "/api/token/1", nil, { Authorization = m.forbidden_token })
+      assert.equal(200, status)
+      assert.same({ success = false, message = "Unauthorized, insufficient privileges" }, body)
+    end)
+
+    it("names its behaviours (make mock prints them) and takes presets with single switches", function()
+      local lines = table.concat(mock.describe(m:config()), "\n")
+      assert.matches("masked", lines)
+      assert.matches("New%-Api%-User required", lines)
+      assert.matches("180 requests per 180 s", lines)
+      local m2 = mock.start{ server = "2025", masked_keys = true, rate_limit = { requests = 5, window = 1 } }
+      finally(function() m2:stop() end)
+      local c = m2:config()
+      assert.is_true(c.masked_keys)
+      assert.is_false(c.require_user_header)
+      assert.same({ requests = 5, window = 1 }, c.rate_limit)
+      assert.equal(json.null, c.search_rate_limit)
+      assert.is_false(c.reveal)
+      assert.has_error(function() mock.start{ rate_limit = 5 } end)
+      assert.has_error(function() m:config{ server = "2024" } end)
+    end)
+  end)
+
   describe("rate limiter", function()
     it("is on by default (180 per 180 s), off on a 2025 server, 429 with an empty body", function()
       assert.same({ requests = 180, window = 180 }, m:config().rate_limit)
