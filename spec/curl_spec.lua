@@ -628,7 +628,8 @@ describe("cometkey.transport.curl", function()
     local t = transport.new { secret = secret, timeout = 5 }
     assert.are.equal("curl", t.name)
     assert.is_false(t.needs_token)
-    local res = t:request { method = "GET", url = base .. "/api/token/1", headers = user_header { ["User-Agent"] = UA } }
+    local res = t:request { method = "GET", url = base .. "/api/token/1",
+      headers = user_header { ["User-Agent"] = UA } }
     assert.are.equal(200, res.status)
     assert.is_true(cjson.decode(res.body).success)
     local none, err, info = t:request { method = "GET", url = "http://127.0.0.1:1/" }
@@ -675,7 +676,8 @@ describe("cometkey.transport.curl", function()
     assert.are.equal(11, done[1].tag)
     assert.are.equal(200, done[1].res.status)
     local called
-    t:request_async({ method = "GET", url = base .. "/api/token/1", headers = user_header() }, function(res) called = res.status end)
+    t:request_async({ method = "GET", url = base .. "/api/token/1", headers = user_header() },
+      function(res) called = res.status end)
     assert.are.equal(200, called)
     t:close()
   end)

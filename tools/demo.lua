@@ -34,7 +34,8 @@ local ok, err = pcall(function()
   rows(m, "Stored rows before (what the server holds):")
   print("\n== lua5.4 examples/update.lua\n")
   local cmd = string.format(
-    "COMETAPI_ACCESS_TOKEN=%q COMETAPI_USER_ID=%q COMETAPI_BASE_URL=%q LUA_PATH=%q LUA_CPATH=%q lua5.4 %s/examples/update.lua",
+    "COMETAPI_ACCESS_TOKEN=%q COMETAPI_USER_ID=%q COMETAPI_BASE_URL=%q LUA_PATH=%q LUA_CPATH=%q lua5.4 %s"
+      .. "/examples/update.lua",
     m.token, tostring(m.user_id), m.url, root .. "/lua/?.lua;;", build .. "/?.so;;", root)
   if not sys.execute(cmd) then error("examples/update.lua failed", 0) end
   print()

@@ -384,13 +384,15 @@ function mock.describe(config)
   end
   local pat = config.auth == "pat"
   return {
-    "server build      " .. tostring(config.server) .. (config.server == "2026" and " (= 2026-08, today's upstream)" or ""),
+    "server build      " .. tostring(config.server)
+      .. (config.server == "2026" and " (= 2026-08, today's upstream)" or ""),
     "keys              " .. (config.masked_keys and "masked in list/get/search/update (reveal: POST /api/token/:id/key)"
       or "full keys in every answer"),
     "reveal endpoints  " .. (config.reveal and "POST /api/token/:id/key" or "none (404)")
       .. (config.batch_keys and ", POST /api/token/batch/keys (<= 100 ids)" or ""),
     "auth              " .. (pat and "personal access token (New-Api-User ignored; 401/403 with a code)"
-      or (config.require_user_header and "access token + New-Api-User required (user id " .. tostring(config.user_id) .. ")"
+      or (config.require_user_header
+        and "access token + New-Api-User required (user id " .. tostring(config.user_id) .. ")"
       or "access token, New-Api-User not checked")),
     "global limiter    " .. limit(config.rate_limit) .. " per IP (429, empty body, no Retry-After)",
     "search limiter    " .. limit(config.search_rate_limit),

@@ -476,7 +476,8 @@ static void test_server_split(void)
         {"1.2.3.4, 5.6.7.8", {"1.2.3.45.6.7.8", NULL}},
         {"1.2.3.4\r\n5.6.7.8\n\n", {"1.2.3.4", "5.6.7.8", NULL}},
         {" 10.1.2.3 / 8 \n,\t::1,\n\t,1.2.3.4", {"10.1.2.3/8", "\t::1", "1.2.3.4", NULL}},
-        {"1.2.3.4;5.6.7.8\t9\n[::1]\n1.2.3.4:80", {"1.2.3.4;5.6.7.8\t9", "[::1]", "1.2.3.4:80", NULL}},
+        {"1.2.3.4;5.6.7.8\t9\n[::1]\n1.2.3.4:80",
+         {"1.2.3.4;5.6.7.8\t9", "[::1]", "1.2.3.4:80", NULL}},
         {",,\n  \n\r\n", {NULL}},
         {"", {NULL}},
         {"\v2001:db8::/32\f", {"2001:db8::/32", NULL}},
@@ -492,7 +493,8 @@ static void test_server_split(void)
                   "server case %zu piece %zu: \"%.*s\"", c, n, (int)blen, buf);
             n++;
         }
-        CHECK(cases[c].want[n] == NULL || n >= 3, "server case %zu: %zu pieces, more expected", c, n);
+        CHECK(cases[c].want[n] == NULL || n >= 3, "server case %zu: %zu pieces, more expected", c,
+              n);
         CHECK(pos == len, "server case %zu: pos at the end", c);
     }
     {
