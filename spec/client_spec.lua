@@ -298,15 +298,18 @@ describe("over 250 keys", function()
   end)
 
   describe("client:search", function()
-    it("finds by exact keyword, by pattern and pages (paged style)", function()
+    it("finds by exact keyword, by pattern and pages (paged style): { items, total, page, page_size }", function()
       local c = env.client()
-      assert.are.same({ 7 }, ids_of(assert(c:search { keyword = "key-007" })))
-      assert.are.same({ 7 }, ids_of(assert(c:search("key-007"))))
-      assert.are.same(range(249, 240, -1), ids_of(assert(c:search { keyword = "key-24%" })))
-      assert.are.same(range(240, 231, -1), ids_of(assert(c:search { keyword = "key-2%", page = 2, page_size = 10 })))
-      assert.are.same({}, assert(c:search { keyword = "nope" }))
+      local function found(args) return ids_of(assert(c:search(args)).items) end
+      assert.are.same({ 7 }, found { keyword = "key-007" })
+      assert.are.same({ 7 }, found "key-007")
+      assert.are.same(range(249, 240, -1), found { keyword = "key-24%" })
+      local page = assert(c:search { keyword = "key-2%", page = 2, page_size = 10 })
+      assert.are.same(range(240, 231, -1), ids_of(page.items))
+      assert.are.same({ 2, 10, 51 }, { page.page, page.page_size, page.total }) -- key-2, key-20..key-249
+      assert.are.same({ items = {}, total = 0, page = 1, page_size = 100 }, assert(c:search { keyword = "nope" }))
       local row = env.m:key(42)
-      assert.are.same({ 42 }, ids_of(assert(c:search { token = "sk-" .. row.key })))
+      assert.are.same({ 42 }, found { token = "sk-" .. row.key })
       assert.are.same({
         "GET /api/token/search?keyword=key-007&p=1&page_size=100",
         "GET /api/token/search?keyword=key-007&p=1&page_size=100",
@@ -317,13 +320,14 @@ describe("over 250 keys", function()
       }, routes(env.m))
     end)
 
-    it("reads the old bare-array answer (array style)", function()
+    it("reads the old bare-array answer (array style) as one page", function()
       env.m:config { search_style = "array" }
       local found = assert(env.client():search { keyword = "key-24" })
-      local ids = ids_of(found)
+      local ids = ids_of(found.items)
       table.sort(ids)
       assert.are.same(range(240, 249), ids)
-      for _, key in ipairs(found) do assert_is_stored(key) end
+      assert.are.same({ 10, 1, 10 }, { found.total, found.page, found.page_size })
+      for _, key in ipairs(found.items) do assert_is_stored(key) end
     end)
 
     it("returns the server's refusal of a bad pattern as kind api", function()

@@ -185,7 +185,8 @@ function Client:each(filter, callback)
     local result, message, info = self:_send(ctx, op, args)
     if not result then return nil, message, info end
     local items = result.items
-    return items, #items < 100 or page * 100 >= (result.total or 0)
+    -- old servers' bare search arrays are one page of any size (page_size = #items)
+    return items, #items < 100 or page * 100 >= (result.total or 0) or result.page_size ~= 100
   end
   local seen = {} -- keys created meanwhile shift pages: skip repeats
   local function wanted(key)
