@@ -142,7 +142,7 @@ describe("2026 server (the mock's defaults)", function()
         { { 1, "2" }, "ids%[2%] must be a positive integer" },
         { { 0 }, "ids%[1%] must be a positive integer" },
         { { 1, x = 2 }, "ids must be an array" },
-        { big, "at most 10000 ids in one call, got 10001" },
+        { big, "ids: at most 10000 ids in one call, got 10001" },
       }
       for _, case in ipairs(cases) do
         assert.matches("cometkey%.reveal_many: " .. case[2], helpers.raises(function() c:reveal_many(case[1]) end))
