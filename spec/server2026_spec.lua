@@ -19,12 +19,6 @@ local function range(from, to)
   return out
 end
 
-local function ids_of(keys)
-  local out = {}
-  for i, k in ipairs(keys) do out[i] = k.id end
-  return out
-end
-
 -- A world failure: nil, a one-line message, info of that kind; nothing secret in them.
 local function assert_failure(kind, value, message, info)
   assert.is_nil(value)
@@ -288,7 +282,7 @@ describe("2026 server (the mock's defaults)", function()
       assert.are.equal(1234, env.m:key(1).remain_quota)
     end)
 
-    it("is exclusive with remain_quota and refuses negative, non-finite or too large amounts, sending nothing", function()
+    it("is exclusive with remain_quota; refuses negative, non-finite or too large amounts, sending nothing", function()
       local c = env.client()
       env.m:clear_requests()
       local cases = {
@@ -454,6 +448,7 @@ describe("allowlists as the server reads them (as = \"server\")", function()
     assert.are.same({ "[::1]" }, ignored)
     entries, ignored, restricts = allowlist.parse("", { as = "server" })
     assert.are.same({}, entries)
+    assert.are.same({}, ignored)
     assert.is_false(restricts)
     assert.is_false(select(3, allowlist.parse(cometkey.null, { as = "server" })))
   end)
