@@ -302,6 +302,18 @@ describe("2026 server (the mock's defaults)", function()
       assert.are.same({}, routes(env.m))
     end)
 
+    it("checks remain_quota against a known quota_per_unit (after server_settings) before sending", function()
+      env.m:config { quota_per_unit = 1000 }
+      local c = env.client()
+      assert(c:server_settings())
+      env.m:clear_requests()
+      assert.matches("remain_quota: 1000000000001 is above this server's maximum 1000000000000",
+        helpers.raises(function() c:update { id = 1, remain_quota = 1000000000001 } end), 1, true)
+      assert.are.same({}, routes(env.m))
+      assert(c:update { id = 1, remain_quota = 1000000000000 })
+      assert(c:update { id = 1, remain_quota = 1000000000001, unlimited_quota = true })
+    end)
+
     it("update_many converts per item", function()
       env.m:config { quota_per_unit = 100 }
       local c = env.client()

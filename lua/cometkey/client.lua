@@ -364,9 +364,11 @@ function Client:_update_fn(fields, opts, level)
   local conversion -- remain_quota_usd converted (kept for the dry_run plan)
   return function(ctx)
     local stored, message, info
-    if normalized.remain_quota_usd ~= nil then
-      conversion, message, info = self:_quota_units(ctx, normalized)
-      if not conversion then return nil, message, info end
+    if normalized.remain_quota_usd ~= nil or normalized.remain_quota ~= nil then
+      local converted
+      converted, message, info = self:_quota_units(ctx, normalized)
+      if not converted then return nil, message, info end
+      if converted ~= true then conversion = converted end
     end
     if need_read then
       stored, message, info = self:_send(ctx, "get", { id = id })
@@ -606,7 +608,17 @@ local MAX_EXACT = 2 ^ 53
 -- units is rounded down). true when there is nothing to convert.
 function Client:_quota_units(ctx, normalized)
   local usd = normalized.remain_quota_usd
-  if usd == nil then return true end
+  if usd == nil then
+    -- remain_quota in units: checked against a known quota_per_unit (no request for it)
+    local q, cached = normalized.remain_quota, self.settings_cache
+    local per = cached and cached.quota_per_unit
+    if type(q) == "number" and normalized.unlimited_quota ~= true and type(per) == "number" and per > 0
+      and q > floor(1e9 * per) then
+      error(format("cometkey: remain_quota: %.0f is above this server's maximum %.0f (1e9 x quota_per_unit %s);"
+        .. " nothing was written", q, floor(1e9 * per), tostring(per)), 2)
+    end
+    return true
+  end
   local settings, message, info = self:_settings(ctx)
   if not settings then
     return nil, message .. " (needed to convert remain_quota_usd)", info
