@@ -398,6 +398,9 @@ describe("older server builds and single switches", function()
     assert.matches("no reveal endpoint", message, 1, true)
     assert.are.equal(2, assert(c:delete_many { 1, 2 }))
     assert.are.equal(500000, assert(c:server_settings()).quota_per_unit)
+    local made = assert(c:create { name = "usd-2025", remain_quota_usd = 0.5 })
+    assert.are.equal(250000, made.remain_quota)
+    assert.are.equal(made.key, env.m:key(made.id).key) -- whole, as listed
     -- cross_group_retry is stored as sent by these builds (the client still refuses it off "auto")
     env.m:config { server = "2025" }
     assert(c:update { id = 5, group = "auto", cross_group_retry = true })
