@@ -97,6 +97,15 @@ print("\n6. A mistake is caught before anything is sent:")
 local ok, err = pcall(client.update, client, { id = web.id, allow_ips = { "10.0.0.1:8080" }, name = ("x"):rep(51) })
 print("  " .. tostring(ok) .. ": " .. tostring(err))
 
+print("\n7. Reveal a key: servers from 2026-03 mask it in every answer (the full key is a secret: not printed):")
+print("  as listed: " .. tostring(check(client:get(web.id)).key))
+local full, err7, info7 = client:reveal(web.id)
+if full then
+  print(string.format("  revealed: %d characters, ends with ...%s", #full, full:sub(-4)))
+else
+  print("  " .. err7 .. " [kind=" .. tostring(info7 and info7.kind) .. "]") -- servers before 2026-03
+end
+
 if cleanup then
   for _, key in pairs({ web, renamed, old }) do check(client:delete(key.id)) end
   print("\nDeleted the demo keys.")

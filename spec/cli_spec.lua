@@ -26,12 +26,13 @@ local m -- the mock server
 
 -- run(args [, opts]) --> { code = exit status, stdout = text, stderr = text }
 -- Runs `lua5.4 bin/cometkey args...` with stdin from /dev/null (not a terminal),
--- the mock's URL and token in the environment unless opts.env overrides them
+-- the mock's URL, token and user id in the environment unless opts.env overrides them
 -- (a value of false removes the variable). opts.tty runs it under script(1) on a
 -- pseudo-terminal with opts.input typed in; stdout and stderr are then merged.
 local function run(args, opts)
   opts = opts or {}
-  local env = { CK_BUILD = CLI_BUILD, COMETAPI_ACCESS_TOKEN = m.token, COMETAPI_BASE_URL = m.url }
+  local env = { CK_BUILD = CLI_BUILD, COMETAPI_ACCESS_TOKEN = m.token, COMETAPI_BASE_URL = m.url,
+    COMETAPI_USER_ID = tostring(m.user_id) }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local parts = { "env", "-u", "COMETAPI_ACCESS_TOKEN", "-u", "COMETAPI_BASE_URL", "-u", "COMETAPI_USER_ID" }
   for k, v in pairs(env) do
@@ -283,6 +284,7 @@ describe("bin/cometkey", function()
         for _, f in ipairs(EDITABLE) do
           local want = row[f]
           if want == mock.null then want = nil end
+          if f == "key" then want = want:sub(1, 4) .. "**********" .. want:sub(-4) end -- masked (2026)
           local have = keys[i][f]
           if have == cjson.null then have = nil end
           assert.are.equal(want, have, f .. " of key " .. row.id)
@@ -310,6 +312,7 @@ describe("bin/cometkey", function()
       assert.is_truthy(r.stdout:find("\nmodel_limits%s+gpt%-4o,claude"), r.stdout)
       assert.is_falsy(r.stdout:find(row.key, 1, true), "secret masked")
       assert.is_truthy(r.stdout:find(row.key:sub(1, 4) .. "**********" .. row.key:sub(-4), 1, true))
+      m:config { masked_keys = false } -- a 2025 server: the record carries the full key
       local shown = run { "get", "5", "--show-key" }
       assert.is_truthy(shown.stdout:find(row.key, 1, true))
     end)
@@ -358,7 +361,7 @@ describe("bin/cometkey", function()
   describe("create", function()
     it("creates a key with the flags' fields and prints it", function()
       local r = run { "create", "--name", "new-key", "--quota", "5000", "--models", "gpt-4o,claude-x",
-        "--allow-ip", "10.0.0.0/8", "--allow-ip", "1.2.3.4", "--expires", "2030-01-02", "--group", "g1",
+        "--allow-ip", "10.0.0.0/8", "--allow-ip", "1.2.3.4", "--expires", "2030-01-02", "--group", "auto",
         "--cross-group-retry", "on", "--json" }
       assert_ok(r)
       local printed = decode(r.stdout)
@@ -372,7 +375,7 @@ describe("bin/cometkey", function()
       assert.is_true(found.model_limits_enabled)
       assert.are.equal("10.0.0.0/8\n1.2.3.4", found.allow_ips)
       assert.are.equal(1893542400, found.expired_time)
-      assert.are.equal("g1", found.group)
+      assert.are.equal("auto", found.group)
       assert.is_true(found.cross_group_retry)
     end)
 
@@ -393,11 +396,11 @@ describe("bin/cometkey", function()
 
     it("maps the model, quota and allowlist flags", function()
       local before = m:key(1)
-      assert_ok(run { "update", "1", "--models", "a,b", "--unlimited", "--allow-ip", "::1", "--cross-group-retry",
-        "on" })
+      assert_ok(run { "update", "1", "--models", "a,b", "--unlimited", "--allow-ip", "::1", "--group", "auto",
+        "--cross-group-retry", "on" })
       local mid = m:key(1)
       assert_only_changed(before, mid, { model_limits = "a,b", model_limits_enabled = true,
-        unlimited_quota = true, allow_ips = "::1", cross_group_retry = true })
+        unlimited_quota = true, allow_ips = "::1", group = "auto", cross_group_retry = true })
       assert_ok(run { "update", "1", "--no-models", "--limited", "--cross-group-retry", "off" })
       assert_only_changed(mid, m:key(1), { model_limits = "", model_limits_enabled = false,
         unlimited_quota = false, cross_group_retry = false })
@@ -707,7 +710,7 @@ describe("bin/cometkey", function()
 
     it("sends the user id from --user-id or COMETAPI_USER_ID", function()
       m:config { require_user_header = true }
-      assert_fails(run { "get", "1" }, 1, "auth")
+      assert_fails(run({ "get", "1" }, { env = { COMETAPI_USER_ID = false } }), 1, "auth")
       assert_ok(run { "--user-id", tostring(m.user_id), "get", "1" })
       assert_ok(run({ "get", "1" }, { env = { COMETAPI_USER_ID = tostring(m.user_id) } }))
       local headers = m:requests()[#m:requests()].headers

@@ -24,7 +24,7 @@ describe("fault matrix through cometkey.new (curl transport)", function()
   lazy_setup(function()
     start()
     client = cometkey.new {
-      token = server.token, base_url = server.url, transport = "curl",
+      token = server.token, base_url = server.url, user_id = server.user_id, transport = "curl",
       timeout = TIMEOUT, connect_timeout = TIMEOUT, retries = RETRIES, max_body = MAX_BODY,
     }
   end)

@@ -71,7 +71,7 @@ describe("mock launcher", function()
     assert.equal(1, m.user_id)
     assert.truthy(process_alive(m.pid))
     assert.truthy(dir_exists(m.dir))
-    local status = m:http("GET", "/api/token/", { headers = { Authorization = m.token } })
+    local status = m:http("GET", "/api/token/", { headers = { Authorization = m.token, ["New-Api-User"] = "1" } })
     assert.equal(200, status)
     m:stop()
     assert.falsy(process_alive(m.pid))
@@ -94,7 +94,8 @@ describe("mock launcher", function()
     assert.equal(1, #keys)
     assert.equal("only", keys[1].name)
     assert.equal(7, keys[1].remain_quota)
-    local status, body = m:http("GET", "/api/token/", { headers = { Authorization = "tok-xyz" } })
+    local status, body = m:http("GET", "/api/token/", { headers = { Authorization = "tok-xyz",
+      ["New-Api-User"] = "1" } })
     assert.equal(200, status)
     assert.equal(1, cjson.decode(body).data.total)
     assert.has_error(function() mock.start{ prot = 1 } end, "mock.start: unknown option 'prot'")
@@ -146,7 +147,8 @@ describe("mock launcher", function()
       .. " -keyout " .. dir .. "/key.pem -out " .. dir .. "/cert.pem >/dev/null 2>&1"))
     m = mock.start{ tls = { cert = dir .. "/cert.pem", key = dir .. "/key.pem" } }
     assert.matches("^https://127%.0%.0%.1:%d+$", m.url)
-    local body = sys.capture("curl -sk -H 'Authorization: " .. m.token .. "' " .. m.url .. "/api/token/1")
+    local body = sys.capture("curl -sk -H 'Authorization: " .. m.token .. "' -H 'New-Api-User: 1' " .. m.url
+      .. "/api/token/1")
     assert.equal("production", cjson.decode(body).data.name)
     assert.equal(1, #m:requests())
   end)
@@ -167,7 +169,8 @@ describe("mock server", function()
     m:reset()
   end)
 
-  -- API call with the test token unless headers.Authorization is given (false: none).
+  -- API call with the test token unless headers.Authorization is given (false: none), and
+  -- New-Api-User = the test user unless headers["New-Api-User"] is given (false: none).
   local function api(method, path, body, headers)
     local h = {}
     for k, v in pairs(headers or {}) do
@@ -177,6 +180,11 @@ describe("mock server", function()
       h.Authorization = m.token
     elseif h.Authorization == false then
       h.Authorization = nil
+    end
+    if h["New-Api-User"] == nil then
+      h["New-Api-User"] = tostring(m.user_id)
+    elseif h["New-Api-User"] == false then
+      h["New-Api-User"] = nil
     end
     local status, raw, response_headers = m:http(method, path, { headers = h,
       body = body ~= nil and encode(body) or nil })
@@ -254,9 +262,8 @@ describe("mock server", function()
       assert.is_false(body.success)
     end)
 
-    it("applies the New-Api-User rules in require_user_header mode", function()
-      m:config{ require_user_header = true }
-      local status, body = api("GET", "/api/token/")
+    it("applies the New-Api-User rules by default (2026 upstream)", function()
+      local status, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = false })
       assert.equal(401, status)
       assert.equal("Unauthorized, New-Api-User header not provided", body.message)
       status, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = "alice" })
@@ -270,8 +277,14 @@ describe("mock server", function()
       assert.is_true(body.success)
     end)
 
-    it("ignores New-Api-User by default and speaks Chinese in zh mode", function()
+    it("ignores New-Api-User on a 2025 server or when switched off; speaks Chinese in zh mode", function()
+      m:config{ server = "2025" }
       local _, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = "999" })
+      assert.is_true(body.success)
+      _, body = api("GET", "/api/token/", nil, { ["New-Api-User"] = false })
+      assert.is_true(body.success)
+      m:config{ server = "2026", require_user_header = false }
+      _, body = api("GET", "/api/token/1", nil, { ["New-Api-User"] = false })
       assert.is_true(body.success)
       m:config{ language = "zh" }
       _, body = api("GET", "/api/token/", nil, { Authorization = "nope" })
@@ -279,10 +292,12 @@ describe("mock server", function()
     end)
 
     it("keeps users apart", function()
-      local _, body = api("GET", "/api/token/", nil, { Authorization = m.other_token })
+      local _, body = api("GET", "/api/token/", nil, { Authorization = m.other_token,
+        ["New-Api-User"] = tostring(m.other_user_id) })
       assert.equal(1, body.data.total)
       assert.equal(2, body.data.items[1].user_id)
-      _, body = api("GET", "/api/token/1", nil, { Authorization = m.other_token })
+      _, body = api("GET", "/api/token/1", nil, { Authorization = m.other_token,
+        ["New-Api-User"] = tostring(m.other_user_id) })
       assert.same({ success = false, message = "record not found" }, body)
     end)
   end)
@@ -341,7 +356,7 @@ describe("mock server", function()
       assert.matches('"remain_quota":123456789012345,', raw)
       local order = { "id", "user_id", "key", "status", "name", "created_time", "accessed_time",
         "expired_time", "remain_quota", "unlimited_quota", "model_limits_enabled", "model_limits",
-        "allow_ips", "used_quota", "group", "cross_group_retry", "DeletedAt" }
+        "allow_ips", "used_quota", "group", "cross_group_retry", "auto_groups", "DeletedAt" }
       local last = 0
       for _, field in ipairs(order) do
         local pos = raw:find('"' .. field .. '":', 1, true)
@@ -349,9 +364,11 @@ describe("mock server", function()
         assert.truthy(pos > last, field .. " out of order")
         last = pos
       end
-      assert.matches('"DeletedAt":null}}$', raw)
-      assert.matches("^[%w]+$", body.data.key)
-      assert.equal(48, #body.data.key)
+      assert.matches('"auto_groups":%[%],"DeletedAt":null}}$', raw)
+      local full = m:key(6).key -- masked in every answer (2026-03+)
+      assert.equal(full:sub(1, 4) .. "**********" .. full:sub(-4), body.data.key)
+      assert.matches("^[%w]+$", full)
+      assert.equal(48, #full)
     end)
 
     it("returns null allow_ips as null", function()
@@ -527,13 +544,13 @@ describe("mock server", function()
       assert.equal(1, row.status)
       assert.equal(row.name, body.data.name)
       assert.equal(mock.null, body.data.allow_ips)
-      assert.equal(row.key, body.data.key)
+      assert.equal(row.key:sub(1, 4) .. "**********" .. row.key:sub(-4), body.data.key)
     end)
 
     it("copies every editable field verbatim in full mode", function()
       local fields = { id = 1, name = "n", expired_time = 4102444800, remain_quota = 42,
         unlimited_quota = true, model_limits_enabled = true, model_limits = "a, b",
-        allow_ips = "1.2.3.4, 5.6.7.8", group = "vip", cross_group_retry = true }
+        allow_ips = "1.2.3.4, 5.6.7.8", group = "auto", cross_group_retry = true }
       api("PUT", "/api/token/", fields)
       local row = m:key(1)
       for k, v in pairs(fields) do
@@ -640,8 +657,176 @@ describe("mock server", function()
     end)
   end)
 
+  describe("2026 upstream behaviours (the defaults) and the older builds", function()
+    local function masked(key)
+      return key:sub(1, 4) .. "**********" .. key:sub(-4)
+    end
+
+    it("masks the key in list, get, search and update; a 2025 server sends it whole", function()
+      local full = m:key(1).key
+      local _, body = api("GET", "/api/token/?p=1&page_size=100")
+      for _, item in ipairs(body.data.items) do
+        assert.equal(masked(m:key(item.id).key), item.key)
+      end
+      _, body = api("GET", "/api/token/search?keyword=production")
+      assert.equal(masked(full), body.data.items[1].key)
+      _, body = api("PUT", "/api/token/?status_only=1", { id = 1, status = 2 })
+      assert.equal(masked(full), body.data.key)
+      m:config{ server = "2025" }
+      _, body = api("GET", "/api/token/1")
+      assert.equal(full, body.data.key)
+    end)
+
+    it("reveals one key, and up to 100 in a batch (the caller's only); 404 where a build lacks them", function()
+      local _, body = api("POST", "/api/token/1/key")
+      assert.same({ success = true, message = "", data = { key = m:key(1).key } }, body)
+      _, body = api("POST", "/api/token/7/key") -- the other user's
+      assert.same({ success = false, message = "record not found" }, body)
+      _, body = api("POST", "/api/token/batch/keys", { ids = { 1, 5, 7, 99 } })
+      assert.same({ ["1"] = m:key(1).key, ["5"] = m:key(5).key }, body.data.keys)
+      local many = {}
+      for i = 1, 101 do many[i] = i end
+      _, body = api("POST", "/api/token/batch/keys", { ids = many })
+      assert.same({ success = false, message = "Too many items in batch request, maximum is 100" }, body)
+      _, body = api("POST", "/api/token/batch/keys", { ids = json.array() })
+      assert.same({ success = false, message = "Invalid parameters" }, body)
+      m:config{ server = "2026-03" } -- reveal, no batch reveal yet
+      assert.equal(200, (api("POST", "/api/token/1/key")))
+      assert.equal(404, (api("POST", "/api/token/batch/keys", { ids = { 1 } })))
+      m:config{ server = "2025" }
+      assert.equal(404, (api("POST", "/api/token/1/key")))
+    end)
+
+    it("batch delete removes the caller's ids in one request and answers the count", function()
+      local _, body = api("POST", "/api/token/batch", { ids = { 1, 2, 2, 7, 99 } })
+      assert.same({ success = true, message = "", data = 2 }, body)
+      assert.is_true(m:key(1).deleted)
+      assert.is_true(m:key(2).deleted)
+      assert.is_false(m:key(7).deleted)
+      for _, bad in ipairs({ { ids = json.array() }, { ids = { "1" } }, { ids = { 1.5 } }, {}, "nope" }) do
+        _, body = api("POST", "/api/token/batch", bad)
+        assert.same({ success = false, message = "Invalid parameters" }, body)
+      end
+    end)
+
+    it("limits every IP to 180 requests per 180 s: 429, empty body, no Retry-After; refusals do not count", function()
+      for i = 1, 180 do
+        assert.equal(200, (api("GET", "/api/status")), "request " .. i)
+      end
+      local status, _, raw, h = api("GET", "/api/token/1")
+      assert.equal(429, status)
+      assert.equal("", raw)
+      assert.is_nil(h["retry-after"])
+      m:config{ rate_limit = { requests = 2, window = 0.4 } } -- configurable, so tests stay fast
+      assert.equal(200, (api("GET", "/api/token/1")))
+      assert.equal(200, (api("GET", "/api/token/1")))
+      sys.sleep(0.2)
+      assert.equal(429, (api("GET", "/api/token/1")))
+      sys.sleep(0.25) -- 0.45 s after the first: its slot is free; the refusal took none
+      assert.equal(200, (api("GET", "/api/token/1")))
+    end)
+
+    it("limits searches to 10 per 60 s and reveals to 20 per 20 min", function()
+      for _ = 1, 10 do
+        assert.equal(200, (api("GET", "/api/token/search?keyword=production")))
+      end
+      assert.equal(429, (api("GET", "/api/token/search?keyword=production")))
+      assert.equal(200, (api("GET", "/api/token/1")))
+      for i = 1, 20 do
+        assert.equal(200, (api("POST", i % 2 == 0 and "/api/token/1/key" or "/api/token/batch/keys",
+          { ids = { 1 } })))
+      end
+      local status, _, raw = api("POST", "/api/token/1/key")
+      assert.equal(429, status)
+      assert.equal("", raw)
+      assert.same({ requests = 20, window = 1200 }, m:config().critical_rate_limit)
+      assert.same({ requests = 10, window = 60 }, m:config().search_rate_limit)
+    end)
+
+    it("stores cross_group_retry = false unless the group is auto, and keeps auto_groups a PUT omits", function()
+      api("POST", "/api/token/", { name = "plain", group = "default", cross_group_retry = true })
+      api("POST", "/api/token/", { name = "routed", group = "auto", cross_group_retry = true,
+        auto_groups = { "default", "vip" } })
+      local plain, routed = m:key(8), m:key(9)
+      assert.is_false(plain.cross_group_retry)
+      assert.is_true(routed.cross_group_retry)
+      assert.same({ "default", "vip" }, routed.auto_groups)
+      local update = { id = 9, name = "routed", expired_time = -1, group = "auto", cross_group_retry = true }
+      api("PUT", "/api/token/", update)
+      assert.same({ "default", "vip" }, m:key(9).auto_groups) -- omitted: kept
+      local _, body = api("GET", "/api/token/9")
+      assert.same({ "default", "vip" }, body.data.auto_groups)
+      update.group = "default"
+      api("PUT", "/api/token/", update)
+      assert.is_false(m:key(9).cross_group_retry)
+      assert.same({}, m:key(9).auto_groups)
+      m:config{ server = "2026-03" } -- before PR #6590: stored as sent, no auto_groups in answers
+      update.group = "vip"
+      _, body = api("PUT", "/api/token/", update)
+      assert.is_true(m:key(9).cross_group_retry)
+      assert.is_nil(body.data.auto_groups)
+    end)
+
+    it("serves GET /api/status without auth: quota_per_unit (configurable) sets the quota maximum", function()
+      local status, body = api("GET", "/api/status", nil, { Authorization = false, ["New-Api-User"] = false })
+      assert.equal(200, status)
+      assert.equal(500000, body.data.quota_per_unit)
+      assert.is_true(body.data.display_in_currency)
+      m:config{ quota_per_unit = 1000, display_in_currency = false }
+      local _
+      _, body = api("GET", "/api/status")
+      assert.equal(1000, body.data.quota_per_unit)
+      assert.is_false(body.data.display_in_currency)
+      _, body = api("POST", "/api/token/", { name = "big", remain_quota = 1000000000001 })
+      assert.same({ success = false, message = "Quota value exceeds valid range, maximum is 1000000000000" }, body)
+      _, body = api("POST", "/api/token/", { name = "max", remain_quota = 1000000000000 })
+      assert.is_true(body.success)
+    end)
+
+    it("answers 401/403 with a code under personal-access-token auth, New-Api-User ignored", function()
+      m:config{ server = "pat" }
+      local _, body = api("GET", "/api/token/1", nil, { ["New-Api-User"] = "999" })
+      assert.is_true(body.success)
+      local status = api("GET", "/api/token/1", nil, { Authorization = "bearer " .. m.token, ["New-Api-User"] = false })
+      assert.equal(200, status)
+      status, body = api("GET", "/api/token/1", nil, { Authorization = "nope" })
+      assert.equal(401, status)
+      assert.equal("AUTH_UNAUTHORIZED", body.code)
+      status, body = api("GET", "/api/token/1", nil, { Authorization = false })
+      assert.equal(401, status)
+      assert.equal("AUTH_UNAUTHORIZED", body.code)
+      status, body = api("GET", "/api/token/1", nil, { Authorization = m.forbidden_token })
+      assert.equal(403, status)
+      assert.equal("AUTH_INSUFFICIENT_PRIVILEGE", body.code)
+      m:config{ server = "2026" } -- the same user on an access-token build: 200, role too low
+      status, body = api("GET", "/api/token/1", nil, { Authorization = m.forbidden_token })
+      assert.equal(200, status)
+      assert.same({ success = false, message = "Unauthorized, insufficient privileges" }, body)
+    end)
+
+    it("names its behaviours (make mock prints them) and takes presets with single switches", function()
+      local lines = table.concat(mock.describe(m:config()), "\n")
+      assert.matches("masked", lines)
+      assert.matches("New%-Api%-User required", lines)
+      assert.matches("180 requests per 180 s", lines)
+      local m2 = mock.start{ server = "2025", masked_keys = true, rate_limit = { requests = 5, window = 1 } }
+      finally(function() m2:stop() end)
+      local c = m2:config()
+      assert.is_true(c.masked_keys)
+      assert.is_false(c.require_user_header)
+      assert.same({ requests = 5, window = 1 }, c.rate_limit)
+      assert.equal(json.null, c.search_rate_limit)
+      assert.is_false(c.reveal)
+      assert.has_error(function() mock.start{ rate_limit = 5 } end)
+      assert.has_error(function() m:config{ server = "2024" } end)
+    end)
+  end)
+
   describe("rate limiter", function()
-    it("is off by default and answers 429 with an empty body when configured", function()
+    it("is on by default (180 per 180 s), off on a 2025 server, 429 with an empty body", function()
+      assert.same({ requests = 180, window = 180 }, m:config().rate_limit)
+      m:config{ server = "2025" }
+      assert.equal(json.null, m:config().rate_limit)
       for _ = 1, 5 do
         assert.equal(200, (api("GET", "/api/token/1")))
       end
@@ -662,11 +847,11 @@ describe("mock server", function()
     it("reset restores the seeded state", function()
       api("DELETE", "/api/token/1")
       api("POST", "/api/token/", { name = "extra" })
-      m:config{ masked_keys = true }
+      m:config{ masked_keys = false }
       m:reset()
       assert.equal(7, #m:keys())
       assert.is_false(m:key(1).deleted)
-      assert.is_false(m:config().masked_keys)
+      assert.is_true(m:config().masked_keys)
     end)
 
     it("seeds varied keys by default", function()
@@ -703,9 +888,9 @@ describe("mock server", function()
 
     it("counts requests and distinct connections; keep-alive counts as one", function()
       m:clear_requests()
-      local req = "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\n\r\n"
+      local req = "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\nNew-Api-User: 1\r\n\r\n"
       local last = "GET /api/token/2 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token
-        .. "\r\nConnection: close\r\n\r\n"
+        .. "\r\nNew-Api-User: 1\r\nConnection: close\r\n\r\n"
       local raw = raw_exchange(m.port, req .. last)
       local _, count = raw:gsub("HTTP/1%.1 200", "")
       assert.equal(2, count)
@@ -789,7 +974,7 @@ describe("mock server", function()
       assert.equal("closed", err)
       assert.equal("production", m:key(1).name)
       m:fault{ type = "reset", processed = true }
-      status = m:http("PUT", "/api/token/", { headers = { Authorization = m.token },
+      status = m:http("PUT", "/api/token/", { headers = { Authorization = m.token, ["New-Api-User"] = "1" },
         body = encode{ id = 1, name = "x" } })
       assert.is_nil(status)
       assert.equal("x", m:key(1).name)
@@ -800,7 +985,7 @@ describe("mock server", function()
     it("truncate declares a longer Content-Length than it sends, then closes", function()
       m:fault{ type = "truncate" }
       local raw, err = raw_exchange(m.port, "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: "
-        .. m.token .. "\r\n\r\n")
+        .. m.token .. "\r\nNew-Api-User: 1\r\n\r\n")
       assert.equal("closed", err)
       local status, headers, body = split_response(raw)
       assert.equal(200, status)
@@ -855,7 +1040,7 @@ describe("mock server", function()
       c:settimeout(5)
       assert(c:connect("127.0.0.1", m.port))
       local t0 = socket.gettime()
-      c:send("GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\n\r\n")
+      c:send("GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " .. m.token .. "\r\nNew-Api-User: 1\r\n\r\n")
       local length
       repeat
         local line = assert(c:receive("*l"))
@@ -918,7 +1103,7 @@ describe("mock server", function()
     it("chunked sends a normal answer with Transfer-Encoding: chunked in several chunks", function()
       m:fault{ type = "chunked", chunks = 3 }
       local raw = raw_exchange(m.port, "GET /api/token/1 HTTP/1.1\r\nHost: x\r\nAuthorization: "
-        .. m.token .. "\r\nConnection: close\r\n\r\n")
+        .. m.token .. "\r\nNew-Api-User: 1\r\nConnection: close\r\n\r\n")
       local status, headers, body = split_response(raw)
       assert.equal(200, status)
       assert.equal("chunked", headers["transfer-encoding"])

@@ -64,7 +64,7 @@ describe("Neovim transport (nvim --headless, async on the editor's loop)", funct
 
     dir = sys.temp_dir("cometkey-nvim") -- mode 0700
     local input = {
-      repo = REPO, build = BUILD, url = m.url, token = m.token,
+      repo = REPO, build = BUILD, url = m.url, token = m.token, user_id = m.user_id,
       result = dir .. "/result.json", plugin_result = dir .. "/plugin.json",
       ids = { update = 1, missing = 999999, slow = 5, cancel = 4, orphan = 3 },
       tls_url = m_tls.url, ca_file = certs.ca,

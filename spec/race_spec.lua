@@ -30,7 +30,7 @@ describe("lost-update guard (expect) with two racing clients", function()
   local server, a, b
 
   local function new_client(extra)
-    local opts = { token = server.token, base_url = server.url, timeout = 5, retries = 0 }
+    local opts = { token = server.token, base_url = server.url, user_id = server.user_id, timeout = 5, retries = 0 }
     for k, v in pairs(extra or {}) do opts[k] = v end
     return cometkey.new(opts)
   end

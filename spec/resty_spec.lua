@@ -103,7 +103,8 @@ describe("resty transport in nginx #nginx #novalgrind", function()
     tls_mock = mock_lib.start { tls = { cert = certs.server.cert, key = certs.server.key } }
     app = start_app {
       PORT = sys.free_port(), SELF_SIGNED_PORT = sys.free_port(), WATCH_PID = sys.own_pid(),
-      CPATH = build .. "/?.so", TOKEN = mock.token, MOCK_URL = mock.url, TLS_URL = tls_mock.url, CA = certs.ca,
+      CPATH = build .. "/?.so", TOKEN = mock.token, USER_ID = tostring(mock.user_id), MOCK_URL = mock.url,
+      TLS_URL = tls_mock.url, CA = certs.ca,
       SELF_SIGNED_CERT = certs.self_signed.cert, SELF_SIGNED_KEY = certs.self_signed.key,
     }
   end)

@@ -30,7 +30,8 @@ describe("cometkey.curl over TLS", function()
   end
 
   local function get(h, server, path)
-    return h:perform { method = "GET", url = (server.url:gsub("/$", "")) .. (path or "/api/token/1") }
+    return h:perform { method = "GET", url = (server.url:gsub("/$", "")) .. (path or "/api/token/1"),
+      headers = { ["New-Api-User"] = tostring(server.user_id) } } -- the mock requires it
   end
 
   local function assert_tls_failure(server, res, err, info)
@@ -95,7 +96,7 @@ describe("cometkey.curl over TLS", function()
   it("accepts the certificate's DNS name (localhost)", function()
     local h = client(trusted, { ca_file = certs.ca })
     local url = trusted.url:gsub("127%.0%.0%.1", "localhost")
-    assert_success(h:perform { method = "GET", url = url .. "/api/token/1" })
+    assert_success(h:perform { method = "GET", url = url .. "/api/token/1", headers = { ["New-Api-User"] = "1" } })
     h:close()
   end)
 
@@ -111,8 +112,9 @@ describe("cometkey.curl over TLS", function()
   it("verifies in the multi interface too", function()
     local h = client(trusted, { ca_file = certs.ca })
     local base = trusted.url:gsub("/$", "")
-    h:multi_add(1, { method = "GET", url = base .. "/api/token/1" })
-    h:multi_add(2, { method = "GET", url = (self_signed.url:gsub("/$", "")) .. "/api/token/1" })
+    h:multi_add(1, { method = "GET", url = base .. "/api/token/1", headers = { ["New-Api-User"] = "1" } })
+    h:multi_add(2, { method = "GET", url = (self_signed.url:gsub("/$", "")) .. "/api/token/1",
+      headers = { ["New-Api-User"] = "1" } })
     local results = {}
     while h:multi_pending() > 0 do
       for _, d in ipairs(h:multi_wait(5)) do results[d.tag] = d end
@@ -149,13 +151,15 @@ describe("the client over TLS", function()
   end
 
   it("fails with kind tls against a self-signed server, and works with ca_file", function()
-    local c = cometkey.new { token = self_signed.token, base_url = self_signed.url, timeout = 5, retries = 0 }
+    local c = cometkey.new { token = self_signed.token, base_url = self_signed.url, user_id = 1, timeout = 5,
+      retries = 0 }
     local key, err, info = c:get(1)
     assert.is_nil(key)
     assert.are.equal("tls", info.kind)
     assert.matches("TLS error", err)
     c:close()
-    c = cometkey.new { token = trusted.token, base_url = trusted.url, ca_file = certs.ca, timeout = 5 }
+    c = cometkey.new { token = trusted.token, base_url = trusted.url, user_id = trusted.user_id,
+      ca_file = certs.ca, timeout = 5 }
     assert.are.equal(1, assert(c:get(1)).id)
     c:close()
   end)
@@ -165,7 +169,8 @@ describe("the client over TLS", function()
     local lines = {}
     local function warn(line) lines[#lines + 1] = line end
     for _ = 1, 2 do
-      local c = cometkey.new { token = self_signed.token, base_url = self_signed.url, verify = false, warn = warn }
+      local c = cometkey.new { token = self_signed.token, base_url = self_signed.url, user_id = self_signed.user_id,
+        verify = false, warn = warn }
       assert.are.equal(1, assert(c:get(1)).id)
       c:close()
     end

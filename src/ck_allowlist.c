@@ -155,6 +155,81 @@ static int collect(lua_State *L, int idx, int style, ck_entry **out, size_t *cou
     return 1;
 }
 
+/* ================================================================ the server's reading */
+
+/*
+ * 1 when the options at idx ({ as = "server" | "client" }, or nil) ask for the
+ * server's reading of a stored string; raises on anything else (nothing is
+ * held then).
+ */
+static int server_mode(lua_State *L, int idx)
+{
+    int server = 0;
+    if (lua_isnoneornil(L, idx))
+        return 0;
+    if (lua_type(L, idx) != LUA_TTABLE)
+        luaL_argerror(L, idx, "options must be a table such as { as = \"server\" }");
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        size_t len;
+        const char *v;
+        if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "as") != 0)
+            luaL_argerror(L, idx,
+                          "unknown option (the only option is as = \"server\" | \"client\")");
+        v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (v != NULL && len == 6 && memcmp(v, "server", 6) == 0)
+            server = 1;
+        else if (!(v != NULL && len == 6 && memcmp(v, "client", 6) == 0))
+            luaL_argerror(L, idx, "option as must be \"server\" or \"client\"");
+        lua_pop(L, 1);
+    }
+    return server;
+}
+
+/*
+ * Reads a stored allow_ips value at idx as the server does (ck_server_next):
+ * pushes a userdata with the valid entries, sets *out, *count (valid entries)
+ * and *pieces (all non-empty pieces: > 0 means the list restricts). When
+ * ignored is a table index, appends each invalid piece to it. Returns 0 with a
+ * message for a value that is not a string or null.
+ */
+static int collect_server(lua_State *L, int idx, int ignored, ck_entry **out, size_t *count,
+                          size_t *pieces, char *err, size_t errlen)
+{
+    size_t len = 0, pos = 0, blen, n = 0, kept = 0, bad = 0;
+    const char *s = "";
+    char *buf;
+    ck_entry *e;
+    idx = ck_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        s = lua_tolstring(L, idx, &len);
+    } else if (!lua_isnoneornil(L, idx) && !ck_isnull(L, idx)) {
+        snprintf(err, errlen, "as = \"server\" reads a stored string (or null), got %s",
+                 luaL_typename(L, idx));
+        return 0;
+    }
+    buf = (char *)ck_newuserdata(L, len > 0 ? len : 1); /* Lua-owned scratch */
+    while (ck_server_next(s, len, &pos, buf, &blen))
+        n++;
+    if (n > (size_t)-1 / sizeof *e)
+        return luaL_error(L, "cometkey: out of memory");
+    e = (ck_entry *)ck_newuserdata(L, (n > 0 ? n : 1) * sizeof *e);
+    pos = 0;
+    while (ck_server_next(s, len, &pos, buf, &blen)) {
+        if (ck_entry_parse(buf, blen, &e[kept]) == CK_CIDR_OK) {
+            kept++;
+        } else if (ignored != 0) {
+            lua_pushlstring(L, buf, blen);
+            lua_rawseti(L, ignored, (int)++bad);
+        }
+    }
+    lua_remove(L, -2); /* the scratch */
+    *out = e;
+    *count = kept;
+    *pieces = n;
+    return 1;
+}
+
 /* De-duplicates in place; the scratch is freed before a raise. */
 static size_t dedup_or_raise(lua_State *L, ck_entry *e, size_t n)
 {
@@ -201,14 +276,25 @@ static int fail(lua_State *L, const char *message)
     return 2;
 }
 
-/* allowlist_parse(value) -> array of normalised entries | nil, message */
+/*
+ * allowlist_parse(value [, { as = "server" }]) -> array of normalised entries | nil, message
+ * With as = "server": entries, ignored (the pieces the server ignores), restricts
+ * (whether the server restricts at all: any piece, even if none is valid).
+ */
 static int l_allowlist_parse(lua_State *L)
 {
     char err[CK_ERRLEN];
     ck_entry *e;
-    size_t n, i;
-    if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+    size_t n, i, pieces = 0;
+    int server = server_mode(L, 2);
+    lua_settop(L, 1);
+    if (server) {
+        lua_newtable(L); /* 2: the ignored pieces */
+        if (!collect_server(L, 1, 2, &e, &n, &pieces, err, sizeof err))
+            return fail(L, err);
+    } else if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err)) {
         return fail(L, err);
+    }
     n = dedup_or_raise(L, e, n);
     lua_createtable(L, n < 0x7fffffff ? (int)n : 0, 0);
     for (i = 0; i < n; i++) {
@@ -216,6 +302,11 @@ static int l_allowlist_parse(lua_State *L)
         size_t len = ck_entry_format(&e[i], text, sizeof text);
         lua_pushlstring(L, text, len);
         lua_rawseti(L, -2, (int)(i + 1));
+    }
+    if (server) {
+        lua_pushvalue(L, 2);
+        lua_pushboolean(L, pieces > 0);
+        return 3;
     }
     return 1;
 }
@@ -241,6 +332,7 @@ static int l_allowlist_format(lua_State *L)
 typedef struct ck_allowlist_ud {
     uintptr_t cookie; /* (uintptr_t)self ^ CK_ALLOWLIST_COOKIE while alive, 0 after __gc */
     ck_matcher *m;    /* NULL once freed */
+    int deny_all;     /* the server's reading of a list whose every entry is invalid */
 } ck_allowlist_ud;
 
 /*
@@ -267,19 +359,26 @@ static const ck_matcher *check_matcher(lua_State *L)
     return u->m;
 }
 
-/* allowlist_compile(value) -> matcher | nil, message */
+/* allowlist_compile(value [, { as = "server" }]) -> matcher | nil, message */
 static int l_allowlist_compile(lua_State *L)
 {
     char err[CK_ERRLEN];
     ck_entry *e;
-    size_t n;
+    size_t n, pieces = 0;
     ck_allowlist_ud *u;
-    if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err))
+    int server = server_mode(L, 2);
+    lua_settop(L, 1);
+    if (server) {
+        if (!collect_server(L, 1, 0, &e, &n, &pieces, err, sizeof err))
+            return fail(L, err);
+    } else if (!collect(L, 1, CK_MSG_SENTENCE, &e, &n, err, sizeof err)) {
         return fail(L, err);
+    }
     /* userdata and metatable first (may raise), then the malloc nothing interrupts */
     u = (ck_allowlist_ud *)ck_newuserdata(L, sizeof *u);
     u->cookie = (uintptr_t)u ^ CK_ALLOWLIST_COOKIE;
     u->m = NULL;
+    u->deny_all = server && pieces > 0 && n == 0;
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_setmetatable(L, -2);
     u->m = ck_matcher_new(e, n);
@@ -301,7 +400,9 @@ static int l_contains(lua_State *L)
         return luaL_argerror(L, 2,
                              lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     ip = lua_tolstring(L, 2, &len);
-    if (lua_type(L, 3) <= LUA_TNIL) { /* auto: nginx's $binary_remote_addr or text */
+    if (check_ud(L)->deny_all) {
+        ok = 0;
+    } else if (lua_type(L, 3) <= LUA_TNIL) { /* auto: nginx's $binary_remote_addr or text */
         if (len == 4)
             ok = ck_matcher_contains_bytes(m, ip, 4);
         else if (len == 16 && !ck_addr_parse(ip, 16, &a))
@@ -330,7 +431,11 @@ static int l_count(lua_State *L)
 
 static int l_tostring(lua_State *L)
 {
-    lua_pushfstring(L, "cometkey.allowlist (%d ranges)", (int)ck_matcher_count(check_matcher(L)));
+    if (check_ud(L)->deny_all)
+        lua_pushliteral(L, "cometkey.allowlist (0 ranges, no valid entry: matches nothing)");
+    else
+        lua_pushfstring(L, "cometkey.allowlist (%d ranges)",
+                        (int)ck_matcher_count(check_matcher(L)));
     return 1;
 }
 

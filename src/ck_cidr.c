@@ -532,6 +532,42 @@ int ck_list_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *
     return 1;
 }
 
+/* Go's strings.TrimSpace set, ASCII part (spaces are gone by then). */
+static int ck_server_trimmed(unsigned char c)
+{
+    return c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == ' ';
+}
+
+int ck_server_next(const char *s, size_t len, size_t *pos, char *buf, size_t *blen)
+{
+    size_t i = *pos;
+    while (i < len) {
+        size_t end = i, n = 0, a, b, k;
+        while (end < len && s[end] != '\n')
+            end++;
+        for (k = i; k < end; k++) /* 1. every space removed */
+            if (s[k] != ' ')
+                buf[n++] = s[k];
+        a = 0; /* 2. trimmed */
+        b = n;
+        while (a < b && ck_server_trimmed((unsigned char)buf[a]))
+            a++;
+        while (b > a && ck_server_trimmed((unsigned char)buf[b - 1]))
+            b--;
+        for (k = a, n = 0; k < b; k++) /* 3. commas deleted */
+            if (buf[k] != ',')
+                buf[n++] = buf[k];
+        i = end < len ? end + 1 : len;
+        if (n > 0) {
+            *pos = i;
+            *blen = n;
+            return 1;
+        }
+    }
+    *pos = len;
+    return 0;
+}
+
 /* ================================================================ dedup */
 
 static uint64_t entry_hash(const ck_entry *e)

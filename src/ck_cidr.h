@@ -104,6 +104,15 @@ int ck_list_is_separator(unsigned char c);
  * at the end. */
 int ck_list_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *elen);
 
+/* Iterates over the pieces of a *stored* allow_ips string the way the server
+ * reads it (Token.GetIpLimits): every space (0x20) removed, split on '\n'
+ * only, each piece trimmed of ASCII whitespace, then every comma deleted;
+ * empty pieces skipped. Start with *pos = 0; each call writes the next piece
+ * into buf (which must hold len bytes), sets *blen and returns 1, or returns 0
+ * at the end. A piece may be an invalid entry: the server ignores those, but a
+ * list with any piece restricts (all invalid: nothing is allowed). */
+int ck_server_next(const char *s, size_t len, size_t *pos, char *buf, size_t *blen);
+
 /* Writes s as a printable, double-quote-safe excerpt for messages (non-ASCII
  * and control bytes as \xNN, cut with "..." past about 60 characters); size >=
  * CK_QUOTE_MAX is always enough. Returns the text length. */

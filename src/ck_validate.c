@@ -24,6 +24,7 @@ enum field_id {
     F_STATUS,
     F_EXPIRED_TIME,
     F_REMAIN_QUOTA,
+    F_REMAIN_QUOTA_USD, /* client-side only: converted to remain_quota before sending */
     F_UNLIMITED_QUOTA,
     F_MODEL_LIMITS_ENABLED,
     F_MODEL_LIMITS,
@@ -47,6 +48,8 @@ static const char *field_name(int f)
         return ck_fields[CK_F_EXPIRED_TIME].name;
     case F_REMAIN_QUOTA:
         return ck_fields[CK_F_REMAIN_QUOTA].name;
+    case F_REMAIN_QUOTA_USD:
+        return "remain_quota_usd";
     case F_UNLIMITED_QUOTA:
         return ck_fields[CK_F_UNLIMITED_QUOTA].name;
     case F_MODEL_LIMITS_ENABLED:
@@ -393,6 +396,50 @@ static void check_remain_quota(checker *c, int idx)
     keep_integer(c, F_REMAIN_QUOTA, v);
 }
 
+/*
+ * remain_quota_usd: US dollars, converted by the client with the server's
+ * quota_per_unit (GET /api/status). The server's maximum, 1e9 x quota_per_unit
+ * units, is 1e9 dollars whatever quota_per_unit is, so it is checked here.
+ */
+static void check_remain_quota_usd(checker *c, int idx)
+{
+    lua_State *L = c->L;
+    lua_Number v;
+    int unlimited;
+    char buf[GOT_LEN];
+    if (c->mode == MODE_EXPECT) {
+        problem(c, "remain_quota_usd", "cannot be expected (compare remain_quota, in quota units)");
+        return;
+    }
+    lua_pushliteral(L, "remain_quota");
+    lua_rawget(L, c->fields);
+    if (!lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        problem(c, "remain_quota_usd",
+                "give remain_quota (quota units) or remain_quota_usd (US dollars), not both");
+        return;
+    }
+    lua_pop(L, 1);
+    if (lua_type(L, idx) != LUA_TNUMBER) {
+        wrong_type(c, F_REMAIN_QUOTA_USD, idx, "a number of US dollars");
+        return;
+    }
+    v = lua_tonumber(L, idx);
+    lua_pushliteral(L, "unlimited_quota");
+    lua_rawget(L, c->fields);
+    unlimited = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (v != v || v - v != 0 || v < 0 || (!unlimited && v > 1e9)) {
+        problem(c, "remain_quota_usd",
+                "must be a finite number of US dollars from 0 to 1e9 (the server's maximum is "
+                "1e9 x quota_per_unit units) (got %s)",
+                got(L, idx, buf, sizeof buf));
+        return;
+    }
+    lua_pushvalue(L, idx);
+    keep(c, F_REMAIN_QUOTA_USD);
+}
+
 static void check_boolean(checker *c, int f, int idx)
 {
     if (lua_type(c->L, idx) != LUA_TBOOLEAN) {
@@ -587,7 +634,15 @@ static void check_absent(checker *c, int f)
         problem(c, "id", "required: the positive integer id of the key to update");
     else if (f == F_NAME && c->mode == MODE_CREATE)
         problem(c, "name", "required when creating a key (a non-empty string)");
-    else if (c->mode == MODE_REPLACE && f != F_ID && f != F_STATUS)
+    else if (c->mode == MODE_REPLACE && f == F_REMAIN_QUOTA) {
+        lua_pushliteral(c->L, "remain_quota_usd"); /* either one of them */
+        lua_rawget(c->L, c->fields);
+        if (lua_isnil(c->L, -1))
+            problem(c, "remain_quota",
+                    "required in replace mode (or remain_quota_usd): all nine editable fields "
+                    "must be given (the server resets an omitted one)");
+        lua_pop(c->L, 1);
+    } else if (c->mode == MODE_REPLACE && f != F_ID && f != F_STATUS && f != F_REMAIN_QUOTA_USD)
         problem(c, field_name(f),
                 "required in replace mode: all nine editable fields must be "
                 "given (the server resets an omitted one)");
@@ -614,6 +669,9 @@ static void check_field(checker *c, int f, int idx)
         break;
     case F_REMAIN_QUOTA:
         check_remain_quota(c, idx);
+        break;
+    case F_REMAIN_QUOTA_USD:
+        check_remain_quota_usd(c, idx);
         break;
     case F_MODEL_LIMITS:
         check_model_limits(c, idx);
@@ -807,6 +865,38 @@ static void check_unknown(checker *c)
     lua_settop(L, top);
 }
 
+/* ------------------------------------------------------------ across fields */
+
+/*
+ * cross_group_retry = true is only kept for group "auto": 2026-08+ servers store
+ * false for any other group (create could not find its key by its settings).
+ * On an update that does not name group the client checks the stored group.
+ */
+static void check_cross_group(checker *c)
+{
+    lua_State *L = c->L;
+    int retry, has_group, is_auto = 0;
+    if (c->mode == MODE_EXPECT)
+        return;
+    lua_getfield(L, c->out, "cross_group_retry");
+    retry = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!retry)
+        return;
+    lua_getfield(L, c->out, "group");
+    has_group = lua_type(L, -1) == LUA_TSTRING;
+    if (has_group) {
+        size_t len;
+        const char *g = lua_tolstring(L, -1, &len);
+        is_auto = len == 4 && memcmp(g, "auto", 4) == 0;
+    }
+    lua_pop(L, 1);
+    if (has_group ? !is_auto : c->mode == MODE_CREATE)
+        problem(c, "cross_group_retry",
+                "true needs group = \"auto\" (servers from 2026-08 store false for any other "
+                "group)");
+}
+
 /* ------------------------------------------------------------ core.check */
 
 static int l_check(lua_State *L)
@@ -830,6 +920,7 @@ static int l_check(lua_State *L)
         check_field(&c, f, lua_gettop(L));
         lua_settop(L, c.problems);
     }
+    check_cross_group(&c);
     check_unknown(&c);
     if (c.count > 0) {
         lua_pushnil(L);

@@ -28,12 +28,15 @@ end
 
 local m = mock.start { keys = keys }
 local ok, err = pcall(function()
-  print("cometkey demo: mock CometAPI at " .. m.url .. "\n")
+  print("cometkey demo: mock CometAPI at " .. m.url)
+  for _, line in ipairs(mock.describe(m:config())) do print("  " .. line) end
+  print()
   rows(m, "Stored rows before (what the server holds):")
   print("\n== lua5.4 examples/update.lua\n")
   local cmd = string.format(
-    "COMETAPI_ACCESS_TOKEN=%q COMETAPI_BASE_URL=%q LUA_PATH=%q LUA_CPATH=%q lua5.4 %s/examples/update.lua",
-    m.token, m.url, root .. "/lua/?.lua;;", build .. "/?.so;;", root)
+    "COMETAPI_ACCESS_TOKEN=%q COMETAPI_USER_ID=%q COMETAPI_BASE_URL=%q LUA_PATH=%q LUA_CPATH=%q lua5.4 %s"
+      .. "/examples/update.lua",
+    m.token, tostring(m.user_id), m.url, root .. "/lua/?.lua;;", build .. "/?.so;;", root)
   if not sys.execute(cmd) then error("examples/update.lua failed", 0) end
   print()
   rows(m, "Stored rows after:")

@@ -15,7 +15,8 @@ local H = {}
 H.mock = mock
 
 --- mock_env([start_opts]) --> env: env.start/stop/reset/cleanup are the busted hooks;
--- env.m is the running mock, env.client(extra) a client of it (closed after each test).
+-- env.m is the running mock, env.client(extra) a client of it (closed after each test) that
+-- sends New-Api-User (extra.user_id = false: none).
 function H.mock_env(start_opts)
   local env = { clients = {} }
   function env.start() env.m = mock.start(start_opts or {}) end
@@ -26,8 +27,11 @@ function H.mock_env(start_opts)
     env.clients = {}
   end
   function env.client(extra)
-    local opts = { token = env.m.token, base_url = env.m.url, timeout = 5, connect_timeout = 2 }
+    -- user_id: the mock requires New-Api-User by default, as upstream servers do
+    local opts = { token = env.m.token, base_url = env.m.url, user_id = env.m.user_id, timeout = 5,
+      connect_timeout = 2 }
     for k, v in pairs(extra or {}) do opts[k] = v end
+    if opts.user_id == false then opts.user_id = nil end -- user_id = false: send no New-Api-User
     local c = cometkey.new(opts)
     env.clients[c] = true
     return c
@@ -66,6 +70,14 @@ function H.body(entry)
   return cjson.decode(entry.body)
 end
 
+-- Values of a stored row are equal: tables (auto_groups) compare element by element.
+local function same_value(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
 --- row_diff(before, after [, ignore]) --> { field = { from, to }, ... } for every field that
 -- differs between two stored rows (fields named in the set `ignore` are skipped)
 function H.row_diff(before, after, ignore)
@@ -73,7 +85,7 @@ function H.row_diff(before, after, ignore)
   ignore = ignore or {}
   for k, v in pairs(before) do
     seen[k] = true
-    if not ignore[k] and v ~= after[k] then d[k] = { from = v, to = after[k] } end
+    if not ignore[k] and not same_value(v, after[k]) then d[k] = { from = v, to = after[k] } end
   end
   for k, v in pairs(after) do
     if not seen[k] and not ignore[k] then d[k] = { from = nil, to = v } end

@@ -6,11 +6,21 @@
 --   local m = mock.start{ keys = {...}, masked_keys = true }
 --   ... m.url, m.token, m.user_id ...; m:fault{ type = "reset" }; m:stop()
 --
+-- The defaults are today's upstream server (docs/server-2026.md): keys masked (reveal with
+-- POST /api/token/:id/key or /api/token/batch/keys), New-Api-User required (send m.user_id),
+-- the global limiter (180 requests per 180 s), the search limiter (10 per 60 s), the critical
+-- limiter on reveals (20 per 20 min), cross_group_retry forced false unless group "auto",
+-- GET /api/status with quota_per_unit. `server = "2025" | "2026-03" | "2026-08" | "pat"`
+-- picks an older (or the personal-access-token) build; single switches override a preset.
+--
 -- Options of mock.start (all optional): port, keys (seed rows; default: 6 varied keys of
--- user 1 + 1 of user 2), token, other_token, user_id, other_user_id, tls = { cert, key },
--- require_user_header, masked_keys, language ("en" | "zh" | "auto"), search_style ("paged" |
--- "array"), rate_limit / search_rate_limit = { requests = N, window = seconds }, max_tokens,
--- log_level, nginx (binary), watch (default true: nginx exits when this process is gone).
+-- user 1 + 1 of user 2), token, other_token, forbidden_token (a user whose role is too low),
+-- user_id, other_user_id, tls = { cert, key }, server (preset), require_user_header,
+-- masked_keys, reveal, batch_keys, cross_group_rule, auth ("access_token" | "pat"),
+-- language ("en" | "zh" | "auto"), search_style ("paged" | "array"), rate_limit /
+-- search_rate_limit / critical_rate_limit = { requests = N, window = seconds } or false,
+-- quota_per_unit, display_in_currency, max_tokens, log_level, nginx (binary), watch
+-- (default true: nginx exits when this process is gone).
 -- Fault specs: { type = ..., count = 1 (-1: until cleared), match = "METHOD /path-prefix",
 -- seconds, status, body, content_type, retry_after, location, bytes, depth, style, chunks,
 -- processed, value } -- see spec/support/mock/server.lua and spec/mock_spec.lua.
@@ -27,6 +37,7 @@ local mock = {}
 
 mock.DEFAULT_TOKEN = "mock-token-0123456789abcdef"
 mock.OTHER_TOKEN = "mock-token-other-user"
+mock.FORBIDDEN_TOKEN = "mock-token-low-role"
 
 local START_TIMEOUT = 5
 local STOP_TIMEOUT = 5
@@ -97,13 +108,18 @@ local OPTIONS = {
   port = "number", keys = "table", token = "string", other_token = "string",
   user_id = "number", other_user_id = "number", tls = "table",
   require_user_header = "boolean", masked_keys = "boolean", language = "string",
-  search_style = "string", rate_limit = "table", search_rate_limit = "table",
-  max_tokens = "number", log_level = "string", nginx = "string", watch = "boolean",
+  search_style = "string", rate_limit = "limit", search_rate_limit = "limit",
+  critical_rate_limit = "limit", max_tokens = "number", log_level = "string", nginx = "string",
+  watch = "boolean", server = "string", forbidden_token = "string", reveal = "boolean",
+  batch_keys = "boolean", cross_group_rule = "boolean", auth = "string",
+  quota_per_unit = "number", display_in_currency = "boolean",
 }
 
 local CONFIG_OPTIONS = {
   "token", "other_token", "user_id", "other_user_id", "require_user_header", "masked_keys",
-  "language", "search_style", "rate_limit", "search_rate_limit", "max_tokens",
+  "language", "search_style", "rate_limit", "search_rate_limit", "critical_rate_limit",
+  "max_tokens", "server", "forbidden_token", "reveal", "batch_keys", "cross_group_rule", "auth",
+  "quota_per_unit", "display_in_currency",
 }
 
 local function check_options(opts)
@@ -115,7 +131,11 @@ local function check_options(opts)
     if not want then
       error("mock.start: unknown option '" .. tostring(k) .. "'", 3)
     end
-    if type(v) ~= want then
+    if want == "limit" then
+      if v ~= false and type(v) ~= "table" then
+        error("mock.start: option '" .. k .. "' must be false or { requests = N, window = seconds }", 3)
+      end
+    elseif type(v) ~= want then
       error("mock.start: option '" .. k .. "' must be a " .. want, 3)
     end
   end
@@ -195,6 +215,7 @@ local function launch(self, opts)
           self.other_token = opts.other_token or mock.OTHER_TOKEN
           self.user_id = opts.user_id or 1
           self.other_user_id = opts.other_user_id or 2
+          self.forbidden_token = opts.forbidden_token or mock.FORBIDDEN_TOKEN
           live[self] = true
           return self
         end
@@ -351,6 +372,37 @@ function Mock:config(changes)
     self.token = changes.token
   end
   return result
+end
+
+-- One line per behaviour of a configuration (m:config()): what a client meets on this mock.
+function mock.describe(config)
+  local function limit(l)
+    if type(l) ~= "table" then
+      return "off"
+    end
+    return string.format("%d requests per %g s", l.requests, l.window)
+  end
+  local pat = config.auth == "pat"
+  return {
+    "server build      " .. tostring(config.server)
+      .. (config.server == "2026" and " (= 2026-08, today's upstream)" or ""),
+    "keys              " .. (config.masked_keys and "masked in list/get/search/update (reveal: POST /api/token/:id/key)"
+      or "full keys in every answer"),
+    "reveal endpoints  " .. (config.reveal and "POST /api/token/:id/key" or "none (404)")
+      .. (config.batch_keys and ", POST /api/token/batch/keys (<= 100 ids)" or ""),
+    "auth              " .. (pat and "personal access token (New-Api-User ignored; 401/403 with a code)"
+      or (config.require_user_header
+        and "access token + New-Api-User required (user id " .. tostring(config.user_id) .. ")"
+      or "access token, New-Api-User not checked")),
+    "global limiter    " .. limit(config.rate_limit) .. " per IP (429, empty body, no Retry-After)",
+    "search limiter    " .. limit(config.search_rate_limit),
+    "reveal limiter    " .. limit(config.critical_rate_limit),
+    "cross_group_retry " .. (config.cross_group_rule and "stored false unless group \"auto\"; auto_groups emitted"
+      or "stored as sent"),
+    "GET /api/status   quota_per_unit " .. tostring(config.quota_per_unit) .. ", display_in_currency "
+      .. tostring(config.display_in_currency),
+    "language          " .. tostring(config.language) .. ", search " .. tostring(config.search_style),
+  }
 end
 
 function Mock:stats()

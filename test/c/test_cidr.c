@@ -466,6 +466,47 @@ static void test_list_split(void)
           "separator set");
 }
 
+/* The server's reading of a stored string: spaces removed, '\n' only, trimmed, commas deleted. */
+static void test_server_split(void)
+{
+    static const struct {
+        const char *in;
+        const char *want[4]; /* pieces, NULL-terminated */
+    } cases[] = {
+        {"1.2.3.4, 5.6.7.8", {"1.2.3.45.6.7.8", NULL}},
+        {"1.2.3.4\r\n5.6.7.8\n\n", {"1.2.3.4", "5.6.7.8", NULL}},
+        {" 10.1.2.3 / 8 \n,\t::1,\n\t,1.2.3.4", {"10.1.2.3/8", "\t::1", "1.2.3.4", NULL}},
+        {"1.2.3.4;5.6.7.8\t9\n[::1]\n1.2.3.4:80",
+         {"1.2.3.4;5.6.7.8\t9", "[::1]", "1.2.3.4:80", NULL}},
+        {",,\n  \n\r\n", {NULL}},
+        {"", {NULL}},
+        {"\v2001:db8::/32\f", {"2001:db8::/32", NULL}},
+    };
+    size_t c;
+    for (c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *s = cases[c].in;
+        size_t len = strlen(s), pos = 0, blen, n = 0;
+        char buf[64];
+        while (ck_server_next(s, len, &pos, buf, &blen)) {
+            const char *w = n < 3 ? cases[c].want[n] : NULL;
+            CHECK(w != NULL && blen == strlen(w) && memcmp(buf, w, blen) == 0,
+                  "server case %zu piece %zu: \"%.*s\"", c, n, (int)blen, buf);
+            n++;
+        }
+        CHECK(cases[c].want[n] == NULL || n >= 3, "server case %zu: %zu pieces, more expected", c,
+              n);
+        CHECK(pos == len, "server case %zu: pos at the end", c);
+    }
+    {
+        /* validity is ck_entry_parse's: the first piece of case 0 is invalid, the rest parse */
+        ck_entry e;
+        CHECK(ck_entry_parse("1.2.3.45.6.7.8", 14, &e) != CK_CIDR_OK, "glued entry invalid");
+        CHECK(ck_entry_parse("10.1.2.3/8", 10, &e) == CK_CIDR_OK && e.kind == CK_ENTRY_NET4,
+              "space-stripped CIDR valid");
+        CHECK(ck_entry_parse("\t::1", 4, &e) != CK_CIDR_OK, "inner tab invalid");
+    }
+}
+
 static void test_dedup(void)
 {
     const char *text =
@@ -1041,6 +1082,7 @@ int main(int argc, char **argv)
     test_format_buffer();
     test_quote();
     test_list_split();
+    test_server_split();
     test_dedup();
     test_client_parse();
     test_membership();

@@ -11,7 +11,6 @@ local sys = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. ".
 local M = {}
 
 local null = json.null
-local MAX_QUOTA = 500000000000000 -- 1e9 x QuotaPerUnit (500 000)
 local LOG_LIMIT = 10000
 local LOG_BODY_LIMIT = 65536
 
@@ -19,7 +18,7 @@ local LOG_BODY_LIMIT = 65536
 local RECORD_ORDER = {
   "id", "user_id", "key", "status", "name", "created_time", "accessed_time", "expired_time",
   "remain_quota", "unlimited_quota", "model_limits_enabled", "model_limits", "allow_ips",
-  "used_quota", "group", "cross_group_retry", "DeletedAt",
+  "used_quota", "group", "cross_group_retry", "auto_groups", "DeletedAt",
 }
 
 -- Body fields decoded like Go's encoding/json into model.Token.
@@ -40,6 +39,7 @@ local TOKEN_FIELDS = {
   { name = "used_quota", kind = "int", gotype = "int" },
   { name = "group", kind = "string" },
   { name = "cross_group_retry", kind = "bool" },
+  { name = "auto_groups", kind = "strings" },
 }
 
 local TEXTS = {
@@ -58,6 +58,9 @@ local TEXTS = {
       .. " quota or set it to unlimited",
     invalid_params = "Invalid parameters",
     batch_too_many = "Too many items in batch request, maximum is 100",
+    role_low = "Unauthorized, insufficient privileges",
+    pat_unauthorized = "Unauthorized, invalid or expired personal access token",
+    pat_forbidden = "Forbidden, insufficient privilege",
   },
   zh = {
     no_token = "无权进行此操作，未登录且未提供 access token",
@@ -72,6 +75,9 @@ local TEXTS = {
     exhausted_enable = "令牌可用额度已用尽，无法启用，请先修改令牌剩余额度，或者设置为无限额度",
     invalid_params = "无效的参数",
     batch_too_many = "批量请求数量过多，最多 100 条",
+    role_low = "无权进行此操作，权限不足",
+    pat_unauthorized = "未授权，个人访问令牌无效或已过期",
+    pat_forbidden = "禁止访问，权限不足",
   },
 }
 
@@ -84,19 +90,61 @@ local MSG_SEARCH_TOO_MANY = "搜索模式中最多允许包含 2 个 % 通配符
 local MSG_SEARCH_SHORT = "使用模糊搜索时，关键词长度至少为 2 个字符"
 local MSG_SEARCH_CAPPED = "令牌数量超过上限，仅允许精确搜索，请勿使用 % 通配符"
 
+-- Server builds the mock can be (config.server); the default is the newest upstream
+-- behaviour (docs/server-2026.md). Each preset sets the switches below; a switch given
+-- next to a preset overrides it.
+--   "2025"     the 0.1 mock: full keys in every answer, no New-Api-User check, no limiter,
+--              no reveal endpoints, cross_group_retry stored as sent
+--   "2026-03"  keys masked, POST /api/token/:id/key, New-Api-User required, limiters
+--              (no batch reveal yet, cross_group_retry stored as sent)
+--   "2026-08"  (= "2026", the default) + POST /api/token/batch/keys, cross_group_retry
+--              forced false for groups other than "auto", auto_groups
+--   "pat"      2026-08 with personal-access-token auth: New-Api-User ignored, 401/403 with a code
+local GLOBAL_LIMIT = { requests = 180, window = 180 }
+local SEARCH_LIMIT = { requests = 10, window = 60 }
+local CRITICAL_LIMIT = { requests = 20, window = 1200 }
+
+local PRESET_2026_08 = {
+  masked_keys = true, require_user_header = true, rate_limit = GLOBAL_LIMIT,
+  search_rate_limit = SEARCH_LIMIT, critical_rate_limit = CRITICAL_LIMIT, reveal = true,
+  batch_keys = true, cross_group_rule = true, auth = "access_token",
+}
+local PRESETS = {
+  ["2025"] = {
+    masked_keys = false, require_user_header = false, rate_limit = false,
+    search_rate_limit = false, critical_rate_limit = false, reveal = false, batch_keys = false,
+    cross_group_rule = false, auth = "access_token",
+  },
+  ["2026-03"] = {
+    masked_keys = true, require_user_header = true, rate_limit = GLOBAL_LIMIT,
+    search_rate_limit = SEARCH_LIMIT, critical_rate_limit = CRITICAL_LIMIT, reveal = true,
+    batch_keys = false, cross_group_rule = false, auth = "access_token",
+  },
+  ["2026-08"] = PRESET_2026_08,
+  ["2026"] = PRESET_2026_08,
+  pat = {
+    masked_keys = true, require_user_header = false, rate_limit = GLOBAL_LIMIT,
+    search_rate_limit = SEARCH_LIMIT, critical_rate_limit = CRITICAL_LIMIT, reveal = true,
+    batch_keys = true, cross_group_rule = true, auth = "pat",
+  },
+}
+
 local CONFIG_DEFAULTS = {
+  server = "2026",
   token = "mock-token-0123456789abcdef",
   user_id = 1,
   other_token = "mock-token-other-user",
   other_user_id = 2,
-  require_user_header = false,
-  masked_keys = false,
+  forbidden_token = "mock-token-low-role",
   language = "en",
   search_style = "paged",
-  rate_limit = false,
-  search_rate_limit = false,
   max_tokens = 1000,
+  quota_per_unit = 500000,
+  display_in_currency = true,
 }
+for k, v in pairs(PRESET_2026_08) do
+  CONFIG_DEFAULTS[k] = v
+end
 
 local FAULT_TYPES = {
   delay = true, reset = true, truncate = true, nonjson = true, html = true, status = true,
@@ -179,12 +227,18 @@ local ROW_DEFAULTS = {
   cross_group_retry = false,
 }
 
+-- The 1e9 x QuotaPerUnit maximum of a limited key's remain_quota.
+local function max_quota()
+  return math.floor(1e9 * config.quota_per_unit)
+end
+
 local ROW_TYPES = {
   id = "number", user_id = "number", key = "string", status = "number", name = "string",
   created_time = "number", accessed_time = "number", expired_time = "number",
   remain_quota = "number", unlimited_quota = "boolean", model_limits_enabled = "boolean",
   model_limits = "string", allow_ips = "string", used_quota = "number", group = "string",
   cross_group_retry = "boolean", deleted = "boolean", deleted_at = "number", DeletedAt = "number",
+  auto_groups = "table",
 }
 
 -- Builds a stored row from an admin-supplied table, filling defaults; returns nil, err.
@@ -216,6 +270,9 @@ local function make_row(src, auto_id)
   end
   if row.key == nil or row.key == null then
     row.key = random_string(48)
+  end
+  if row.auto_groups == nil or row.auto_groups == null then
+    row.auto_groups = {}
   end
   local t = now()
   row.created_time = (row.created_time ~= null and row.created_time) or t
@@ -282,7 +339,7 @@ end
 local function reset()
   config = copy(start.config)
   faults = {}
-  limiters = { global = {}, search = {} }
+  limiters = { global = {}, search = {}, critical = {} }
   clear_log()
   store, next_id = assert(load_rows(start.keys or default_seed(now())))
 end
@@ -366,6 +423,7 @@ local function record(row, masked)
     unlimited_quota = row.unlimited_quota, model_limits_enabled = row.model_limits_enabled,
     model_limits = row.model_limits, allow_ips = row.allow_ips, used_quota = row.used_quota,
     group = row.group, cross_group_retry = row.cross_group_retry, DeletedAt = null,
+    auto_groups = config.cross_group_rule and json.array(copy(row.auto_groups or {})) or nil,
   }, RECORD_ORDER)
 end
 
@@ -564,6 +622,21 @@ local function decode_token(raw)
         else
           token[f.name] = x
         end
+      elseif f.kind == "strings" then -- []string
+        local kind = json_kind_of_literal(raw, key, x)
+        if kind ~= "array" then
+          problem = kind
+        else
+          local list = {}
+          for i, item in ipairs(x) do
+            if type(item) ~= "string" then
+              problem = json_kind_of_literal(raw, "", item)
+              break
+            end
+            list[i] = item
+          end
+          token[f.name] = list
+        end
       else -- string, *string
         if type(x) ~= "string" then
           problem = json_kind_of_literal(raw, key, x)
@@ -572,7 +645,8 @@ local function decode_token(raw)
         end
       end
       if problem then
-        local gotype = f.gotype or (f.kind == "bool" and "bool" or "string")
+        local gotype = f.gotype or (f.kind == "bool" and "bool")
+          or (f.kind == "strings" and "[]string") or "string"
         errors[#errors + 1] = {
           pos = raw:find('"' .. key .. '"', 1, true) or 0,
           text = "json: cannot unmarshal " .. problem .. " into Go struct field Token." .. f.name
@@ -741,8 +815,8 @@ local function check_name_and_quota(token)
     if token.remain_quota < 0 then
       return text("quota_negative")
     end
-    if token.remain_quota > MAX_QUOTA then
-      return text("quota_max", string.format("%d", MAX_QUOTA))
+    if token.remain_quota > max_quota() then
+      return text("quota_max", string.format("%d", max_quota()))
     end
   end
   return nil
@@ -782,8 +856,13 @@ function handlers.create(ctx)
     remain_quota = token.remain_quota, unlimited_quota = token.unlimited_quota,
     model_limits_enabled = token.model_limits_enabled, model_limits = token.model_limits,
     allow_ips = allow_ips, used_quota = 0, group = token.group,
-    cross_group_retry = token.cross_group_retry,
+    cross_group_retry = token.cross_group_retry, auto_groups = token.auto_groups or {},
   }
+  local row = store[#store]
+  if config.cross_group_rule and row.group ~= "auto" then
+    -- PR #6590 (2026-08): only an "auto" key keeps cross_group_retry and auto_groups.
+    row.cross_group_retry, row.auto_groups = false, {}
+  end
   next_id = next_id + 1
   return ok_nodata()
 end
@@ -821,6 +900,13 @@ function handlers.update(ctx)
     row.allow_ips = token.allow_ips
     row.group = token.group
     row.cross_group_retry = token.cross_group_retry
+    if config.cross_group_rule then
+      if row.group ~= "auto" then
+        row.cross_group_retry, row.auto_groups = false, {}
+      elseif token.auto_groups then -- omitted: the stored value stays
+        row.auto_groups = token.auto_groups
+      end
+    end
   end
   return ok(record(row, config.masked_keys))
 end
@@ -889,9 +975,22 @@ function handlers.batch_keys(ctx)
   return ok({ keys = keys })
 end
 
+-- GET /api/status (public): the settings a client needs, among new-api's many.
+function handlers.status()
+  return ok(json.ordered({
+    version = "v0.0.0-mock", system_name = "cometkey mock", server = config.server,
+    quota_per_unit = config.quota_per_unit, display_in_currency = config.display_in_currency,
+    quota_display_type = config.display_in_currency and "USD" or "TOKENS",
+  }, { "version", "system_name", "server", "quota_per_unit", "display_in_currency",
+    "quota_display_type" }))
+end
+
 -- ------------------------------------------------------------------ routing
 
 local function route(method, path)
+  if path == "/api/status" and method == "GET" then
+    return "status"
+  end
   if path == "/api/token/" then
     local names = { GET = "list", POST = "create", PUT = "update" }
     return names[method]
@@ -902,7 +1001,7 @@ local function route(method, path)
   if path == "/api/token/batch" and method == "POST" then
     return "batch_delete"
   end
-  if path == "/api/token/batch/keys" and method == "POST" then
+  if path == "/api/token/batch/keys" and method == "POST" and config.batch_keys then
     return "batch_keys"
   end
   local id = path:match("^/api/token/([^/]+)$")
@@ -915,7 +1014,7 @@ local function route(method, path)
     return nil
   end
   id = path:match("^/api/token/([^/]+)/key$")
-  if id and method == "POST" then
+  if id and method == "POST" and config.reveal then
     return "reveal", id
   end
   return nil
@@ -981,8 +1080,27 @@ local function authenticate()
   if type(header) == "table" then
     header = header[1]
   end
-  if header == nil or header == "" then
+  if (header == nil or header == "") and config.auth ~= "pat" then
     return nil, fail(text("no_token"), 401)
+  end
+  header = header or ""
+  if config.auth == "pat" then
+    -- Newest main: "<pat>" or "Bearer <pat>" (any case), New-Api-User ignored, failures
+    -- 401/403 with a code.
+    local pat = header:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+)$") or header:match("^(%S+)$")
+    local function refuse(status, code, key)
+      local resp = json_response(status, json.ordered({ success = false, message = text(key), code = code },
+        { "success", "message", "code" }))
+      return nil, resp
+    end
+    if pat == config.token then
+      return config.user_id
+    elseif pat == config.other_token then
+      return config.other_user_id
+    elseif pat == config.forbidden_token then
+      return refuse(403, "AUTH_INSUFFICIENT_PRIVILEGE", "pat_forbidden")
+    end
+    return refuse(401, "AUTH_UNAUTHORIZED", "pat_unauthorized")
   end
   local s, e = header:find("Bearer ", 1, true)
   local token = s and header:sub(1, s - 1) .. header:sub(e + 1) or header
@@ -991,6 +1109,8 @@ local function authenticate()
     user_id = config.user_id
   elseif token ~= "" and token == config.other_token then
     user_id = config.other_user_id
+  elseif token ~= "" and token == config.forbidden_token then
+    user_id = -1 -- a user whose role is too low: refused after the New-Api-User check
   else
     return nil, fail(text("bad_token"))
   end
@@ -1006,9 +1126,12 @@ local function authenticate()
     if not n then
       return nil, fail(text("bad_user"), 401)
     end
-    if n ~= user_id then
+    if n ~= user_id and user_id ~= -1 then
       return nil, fail(text("user_mismatch"), 401)
     end
+  end
+  if user_id == -1 then
+    return nil, fail(text("role_low"))
   end
   return user_id
 end
@@ -1211,13 +1334,27 @@ end
 local CONFIG_CHECKS = {
   token = "string", other_token = "string", require_user_header = "boolean",
   masked_keys = "boolean", language = "string", search_style = "string",
-  rate_limit = "limit", search_rate_limit = "limit", max_tokens = "number",
-  user_id = "number", other_user_id = "number",
+  rate_limit = "limit", search_rate_limit = "limit", critical_rate_limit = "limit",
+  max_tokens = "number", user_id = "number", other_user_id = "number", server = "string",
+  forbidden_token = "string", reveal = "boolean", batch_keys = "boolean",
+  cross_group_rule = "boolean", auth = "string", quota_per_unit = "number",
+  display_in_currency = "boolean",
 }
+
+local LIMITS = { rate_limit = true, search_rate_limit = true, critical_rate_limit = true }
 
 local function apply_config(target, changes)
   if type(changes) ~= "table" then
     return nil, "config must be an object"
+  end
+  if changes.server ~= nil then -- the preset first; switches given with it override it
+    local preset = PRESETS[changes.server]
+    if not preset then
+      return nil, "server must be '2025', '2026-03', '2026-08', '2026' or 'pat'"
+    end
+    for k, v in pairs(preset) do
+      target[k] = v
+    end
   end
   for k, v in pairs(changes) do
     local want = CONFIG_CHECKS[k]
@@ -1242,6 +1379,12 @@ local function apply_config(target, changes)
     if k == "search_style" and v ~= "paged" and v ~= "array" then
       return nil, "search_style must be 'paged' or 'array'"
     end
+    if k == "auth" and v ~= "access_token" and v ~= "pat" then
+      return nil, "auth must be 'access_token' or 'pat'"
+    end
+    if k == "quota_per_unit" and not (v > 0 and v < 1e12) then
+      return nil, "quota_per_unit must be a positive number"
+    end
     target[k] = v
   end
   return target
@@ -1250,7 +1393,7 @@ end
 local function config_view()
   local out = {}
   for k, v in pairs(config) do
-    out[k] = v == false and (k == "rate_limit" or k == "search_rate_limit") and null or v
+    out[k] = v == false and LIMITS[k] and null or v
   end
   return out
 end
@@ -1345,7 +1488,7 @@ local function admin(method, path, body)
       return admin_error(err)
     end
     config = candidate
-    limiters = { global = {}, search = {} }
+    limiters = { global = {}, search = {}, critical = {} }
     return json_response(200, config_view())
   elseif path == "/__mock/fault" and method == "POST" then
     local spec = cjson.decode(body or "")
@@ -1429,11 +1572,16 @@ local function api(method, path, body)
     resp = trailing_slash_redirect(method, path) or not_found(method)
   elseif limited(limiters.global, config.rate_limit) then
     resp = too_many()
+  elseif name == "status" then
+    resp = handlers.status()
   else
     local user_id, denied = authenticate()
     if not user_id then
       resp = denied
     elseif name == "search" and limited(limiters.search, config.search_rate_limit) then
+      resp = too_many()
+    elseif (name == "reveal" or name == "batch_keys")
+      and limited(limiters.critical, config.critical_rate_limit) then
       resp = too_many()
     else
       resp = handlers[name]({ user_id = user_id, param = param, body = body,

@@ -13,7 +13,7 @@ local M = {}
 local settings -- set in init_by_lua (master), inherited by the worker
 local matchers -- compiled once per worker in init_worker_by_lua
 
---- configure{ token, mock_url, tls_url, self_signed_url, watch_pid } (init_by_lua)
+--- configure{ token, user_id, mock_url, tls_url, self_signed_url, watch_pid } (init_by_lua)
 function M.configure(opts)
   settings = opts
 end
@@ -62,7 +62,7 @@ end
 --- /update?id=N&name=S
 function M.update()
   local args = ngx.req.get_uri_args()
-  local client = cometkey.new { token = settings.token, base_url = settings.mock_url }
+  local client = cometkey.new { token = settings.token, user_id = settings.user_id, base_url = settings.mock_url }
   local key, message, info = client:update { id = tonumber(args.id), name = args.name or "from-nginx" }
   reply(outcome(client, key, message, info))
 end
@@ -74,7 +74,7 @@ function M.get()
   local base = ({ plain = settings.mock_url, tls = settings.tls_url,
     self_signed = settings.self_signed_url })[args.base or "plain"]
   local client = cometkey.new {
-    token = settings.token, base_url = base, timeout = tonumber(args.timeout),
+    token = settings.token, user_id = settings.user_id, base_url = base, timeout = tonumber(args.timeout),
     max_body = tonumber(args.max_body), retries = tonumber(args.retries), ca_file = args.ca_file,
   }
   if not args.async then return reply(outcome(client, client:get(tonumber(args.id)))) end
@@ -88,7 +88,8 @@ end
 --- log_by_lua: try an update here (refused: no cosockets), then from a timer.
 function M.from_log_phase()
   local id = tonumber(ngx.var.arg_id)
-  local client = cometkey.new { token = settings.token, base_url = settings.mock_url, retries = 0 }
+  local client = cometkey.new { token = settings.token, user_id = settings.user_id, base_url = settings.mock_url,
+    retries = 0 }
   local key, message = client:update { id = id, name = "from-log-phase" }
   ngx.log(ngx.WARN, "cometkey-spec log phase: ", key and "unexpected success" or message)
   local ok, err = ngx.timer.at(0, function(premature)

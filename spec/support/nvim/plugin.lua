@@ -11,6 +11,7 @@ local uv = vim.loop
 local input, sys = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "input.lua")
 uv.os_setenv("COMETAPI_ACCESS_TOKEN", input.token)
 uv.os_setenv("COMETAPI_BASE_URL", input.url)
+uv.os_setenv("COMETAPI_USER_ID", tostring(input.user_id))
 
 local result = { notes = {}, commands = {} }
 local done = false

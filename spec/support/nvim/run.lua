@@ -224,7 +224,8 @@ end
 
 -- 4. A request slower than the client's timeout.
 scenarios[#scenarios + 1] = function(next_one)
-  local quick = cometkey.new { token = input.token, base_url = input.url, timeout = 0.5, retries = 0 }
+  local quick = cometkey.new { token = input.token, user_id = input.user_id, base_url = input.url, timeout = 0.5,
+    retries = 0 }
   step("timeout", function(cb) quick:get(input.ids.slow, cb) end, function()
     quick:close()
     next_one()
@@ -233,7 +234,7 @@ end
 
 -- 5. close() while a request runs: curl is killed, the callback reports it.
 scenarios[#scenarios + 1] = function(next_one)
-  local doomed = cometkey.new { token = input.token, base_url = input.url }
+  local doomed = cometkey.new { token = input.token, user_id = input.user_id, base_url = input.url }
   step("cancel", function(cb)
     doomed:get(input.ids.cancel, cb)
     local timer = uv.new_timer()
@@ -255,7 +256,8 @@ end
 -- 7, 8. HTTPS (when the spec started a TLS mock): verified with ca_file, refused without it.
 if input.tls_url then
   scenarios[#scenarios + 1] = function(next_one)
-    local tls = cometkey.new { token = input.token, base_url = input.tls_url, ca_file = input.ca_file }
+    local tls = cometkey.new { token = input.token, user_id = input.user_id, base_url = input.tls_url,
+      ca_file = input.ca_file }
     step("tls_ok", function(cb) tls:get(input.ids.update, cb) end, function(rec, key)
       rec.name = key and key.name
       tls:close()
@@ -263,7 +265,8 @@ if input.tls_url then
     end)
   end
   scenarios[#scenarios + 1] = function(next_one)
-    local untrusted = cometkey.new { token = input.token, base_url = input.tls_url, retries = 0 }
+    local untrusted = cometkey.new { token = input.token, user_id = input.user_id, base_url = input.tls_url,
+      retries = 0 }
     step("tls_untrusted", function(cb) untrusted:get(input.ids.update, cb) end, function()
       untrusted:close()
       next_one()
@@ -306,7 +309,7 @@ end
 
 guard(function()
   cometkey = require "cometkey"
-  client = cometkey.new { token = input.token, base_url = input.url }
+  client = cometkey.new { token = input.token, user_id = input.user_id, base_url = input.url }
   result.transport = client.transport.name
   result.null = { type = type(cometkey.null), is_vim_nil = cometkey.null == vim.NIL }
   run(1)
