@@ -105,7 +105,13 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- coroutine; callback(err, value, info) is called exactly once on the host loop.
 function M.run(client, callback, fn)
   local transport = client.transport
-  if callback == nil then return fn(client.sync_ctx) end
+  if callback == nil then
+    if transport.async_only then
+      error("cometkey: the \"" .. tostring(transport.name) .. "\" transport is callback-only (it never blocks "
+        .. "its host): pass a callback function as the last argument; nothing was sent", 3)
+    end
+    return fn(client.sync_ctx)
+  end
 
   local ctx = {
     request = function(req) return coroutine.yield("request", req) end,
