@@ -369,6 +369,10 @@ end
 --- update_many(list [, opts]) --> results; see cometkey/bulk.lua
 function Client:update_many(list, opts)
   self:_open("update_many", 2)
+  if self.transport.async_only then
+    raise("update_many", "the \"" .. self.transport.name .. "\" transport is callback-only (it never blocks its "
+      .. "host), and update_many has no callback form yet; use update with a callback per key", 2)
+  end
   -- Not a tail call: bulk.run raises at a level counted through this frame.
   local results = require("cometkey.bulk").run(self, list, opts, 2)
   return results

@@ -47,12 +47,6 @@ local function fail(message, level)
   error("cometkey.luanti.load: " .. message, level + 1)
 end
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 -- The first file of a package.path-style template list that opens.
 local function search(io_open, name, templates)
   local file_name = gsub(name, "%.", "/")
@@ -124,12 +118,33 @@ function M.load(ie, opts)
   end
   setfenv(sandbox_require, {})
 
-  local function new_env()
-    local env = copy(originals)
-    for _, lib in ipairs(LIBS) do
-      if type(ie[lib]) == "table" then env[lib] = copy(ie[lib]) end
+  -- LuaJIT writes a few library functions in Lua (table.remove, table.getn, ...): their
+  -- environment is the insecure table, and before luanti #16985 (2026) any mod could
+  -- getfenv() them. cometkey's copies of the libraries hold wrappers instead, so
+  -- nothing reached through cometkey leads there.
+  local wrapped = {}
+  local function safe(v)
+    if type(v) ~= "function" or not (dbg and dbg.getinfo) or dbg.getinfo(v, "S").what == "C" then return v end
+    if not wrapped[v] then
+      local f = v
+      local w = function(...) return f(...) end
+      setfenv(w, {})
+      wrapped[v] = w
     end
-    env.os = copy(os_subset)
+    return wrapped[v]
+  end
+  local function safe_copy(t)
+    local c = {}
+    for k, v in pairs(t) do c[k] = safe(v) end
+    return c
+  end
+
+  local function new_env()
+    local env = safe_copy(originals)
+    for _, lib in ipairs(LIBS) do
+      if type(ie[lib]) == "table" then env[lib] = safe_copy(ie[lib]) end
+    end
+    env.os = safe_copy(os_subset)
     env._G = env
     env.require = sandbox_require
     env.minetest, env.core = host, host
@@ -184,7 +199,7 @@ function M.load(ie, opts)
   end
   local ok, err = pcall(load_all)
   sealed = true
-  load_module, sources = nil, nil
+  load_module, sources, wrapped = nil, nil, nil
   if type(hook) == "function" then dbg.sethook(hook, mask, count) end
   if not ok then
     cache = {}
