@@ -10,18 +10,26 @@ local MODULES = { "io", "os", "debug", "package", "ffi", "jit", "socket", "comet
 
 cometkey_probe = {}
 
--- What this mod has without cometkey: its globals and their library tables. Whatever is
+-- What this mod has without cometkey: the standard globals and their library tables. Whatever is
 -- reachable from those is not cometkey's doing, so the walk does not follow them.
+local STD = { "assert", "collectgarbage", "error", "getfenv", "getmetatable", "ipairs", "next", "pairs", "pcall",
+  "print", "rawequal", "rawget", "rawset", "select", "setfenv", "setmetatable", "tonumber", "tostring", "type",
+  "unpack", "_VERSION", "xpcall", "coroutine", "string", "table", "math", "bit", "io", "os", "debug", "package", "jit",
+  "dofile", "load", "loadfile", "loadstring", "require" }
+
 local function own_values()
   local public = {}
-  for _, v in pairs(_G) do
-    public[v] = true
-    if type(v) == "table" and v ~= minetest then
+  for _, name in ipairs(STD) do
+    local v = rawget(_G, name)
+    if v ~= nil then public[v] = true end
+    if type(v) == "table" then
       for _, x in pairs(v) do public[x] = true end
     end
   end
   return public
 end
+
+cometkey_probe.own_values = own_values
 
 function cometkey_probe.run(roots)
   local own = _G

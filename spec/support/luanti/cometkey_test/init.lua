@@ -491,18 +491,12 @@ end)
 -- ------------------------------------------------------------------ walks
 -- What is reachable from the module and the client, with upvalues and the real
 -- environments of C functions and userdata too (the probe mod has none of these).
--- Values every mod has (the secure globals and their library tables) are not followed:
+-- Values every mod has (the standard globals and their library tables) are not followed:
 -- a C function of the standard library has the insecure table as its real environment
 -- whoever holds it, and an ordinary mod cannot read it (getfenv gives its own).
 local function strong_walk(roots)
   local seen, queue, hits, from = {}, {}, {}, {}
-  local public = {}
-  for _, v in pairs(_G) do
-    public[v] = true
-    if type(v) == "table" and v ~= minetest then
-      for _, x in pairs(v) do public[x] = true end
-    end
-  end
+  local public = cometkey_probe.own_values()
   local n = 0
   local function push(v, parent, how)
     local t = type(v)
@@ -563,7 +557,10 @@ local function walks(label)
     table.concat(bad, ", "))
   check("walk (" .. label .. "): an ordinary mod's escape attempts all fail", #probe.escapes == 0,
     table.concat(probe.escapes, "; "))
+  check("walk (" .. label .. "): an ordinary mod's walk reaches cometkey's functions and their environments",
+    probe.visited > 100 and probe.envs > 20, probe.visited .. " values, " .. probe.envs .. " environments")
   local n, hits = strong_walk(roots)
+  check("walk (" .. label .. "): the walk with upvalues reaches more", n > probe.visited, n)
   check("walk (" .. label .. "): with upvalues too, nothing of the insecure environment", #hits == 0,
     table.concat(hits, "; "))
   R.counts["walk_" .. label] = { probe_values = probe.visited, probe_envs = probe.envs, strong_values = n }
