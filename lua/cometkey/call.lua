@@ -100,6 +100,16 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- The client's methods tail-call run: Lua 5.1 keeps a "(tail call)" level on the stack
+-- for them, LuaJIT and 5.4 do not. Level of the method's caller, as seen from run:
+local CALLER = 2
+do
+  local function probe() error("", 2) end
+  local function tail() return probe() end
+  local _, message = pcall(function() tail() end)
+  if message == "" then CALLER = 3 end
+end
+
 --- run(client, callback, fn) --> fn's results (sync) or nothing (async)
 -- fn(ctx) returns value | nil, message, info. With a callback, fn runs in a
 -- coroutine; callback(err, value, info) is called exactly once on the host loop.
@@ -108,7 +118,7 @@ function M.run(client, callback, fn)
   if callback == nil then
     if transport.async_only then
       error("cometkey: the \"" .. tostring(transport.name) .. "\" transport is callback-only (it never blocks "
-        .. "its host): pass a callback function as the last argument; nothing was sent", 3)
+        .. "its host): pass a callback function as the last argument; nothing was sent", CALLER)
     end
     return fn(client.sync_ctx)
   end
