@@ -61,7 +61,8 @@ local function copy_dir(from, to)
   assert(sys.execute("mkdir -p " .. q(to) .. " && cp -R " .. q(from) .. "/. " .. q(to)), "cannot copy " .. from)
 end
 
-describe("Luanti transport in a real minetestserver (headless, loopback)", function()
+-- #novalgrind: the C modules under test run inside the engine, not in the busted process.
+describe("Luanti transport in a real minetestserver (headless, loopback) #luanti #novalgrind", function()
   local m, dir, result, requests, exit_ok, elapsed, server_log
 
   lazy_setup(function()
