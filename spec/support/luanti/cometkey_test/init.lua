@@ -304,6 +304,19 @@ if type(client.delete_many) == "function" then
     end)
   end
 end
+if type(client.reveal_many) == "function" then
+  ops.reveal_many = function(label, done)
+    local a, b = other_id(), other_id()
+    client:reveal_many({ a, b }, function(err, keys)
+      answered(label)
+      check(label, not err and type(keys) == "table" and type(keys[a]) == "string" and type(keys[b]) == "string", err)
+      give(a)
+      give(b)
+      last_id = b
+      done()
+    end)
+  end
+end
 if type(client.server_settings) == "function" then
   ops.server_settings = function(label, done)
     client:server_settings(function(err, s)
