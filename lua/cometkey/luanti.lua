@@ -11,8 +11,9 @@
 -- load(ie) reads cometkey's Lua files with the insecure io and compiles each one
 -- into an environment of its own that holds only what cometkey needs: the pure
 -- standard library (string, table, math, coroutine, bit copies; os.clock, time,
--- date, difftime; no io, no os.execute/exit/remove/getenv, no package, no
--- debug, no load/loadstring/dofile/loadfile, no getfenv/setfenv), the engine's
+-- date, difftime; debug.getinfo and debug.traceback, as every mod has; no io, no
+-- os.execute/exit/remove/getenv, no package, no other debug function, no
+-- load/loadstring/dofile/loadfile, no getfenv/setfenv), the engine's
 -- `minetest`/`core` table (which every mod has) and a `require` of its own that
 -- resolves cometkey modules only. The C modules (cometkey.core, cometkey.curl)
 -- come from package.loadlib, with an empty table as the environment of their
@@ -40,6 +41,7 @@ local BASE = {
 }
 local LIBS = { "string", "table", "math", "coroutine", "bit" }
 local OS = { "clock", "time", "date", "difftime" }
+local DEBUG = { "getinfo", "traceback" } -- what every mod's debug table has too (errors.lua reads positions)
 
 local OPTIONS = { path = true, cpath = true, core = true }
 
@@ -89,13 +91,15 @@ function M.load(ie, opts)
   if host == nil then host = rawget(_G, "minetest") or rawget(_G, "core") end
   if type(host) ~= "table" then fail("core must be the engine's table (minetest)", 2) end
 
-  local io_open, loadstring, loadlib, setfenv = ie.io.open, ie.loadstring, ie.package.loadlib, ie.setfenv
+  local io_open, loadstring, loadlib = ie.io.open, ie.loadstring, ie.package.loadlib
+  local setfenv, getfenv = ie.setfenv, ie.getfenv
   local dbg = ie.debug
   local path, cpath = opts.path or ie.package.path, opts.cpath or ie.package.cpath
   local originals = {}
   for _, k in ipairs(BASE) do originals[k] = ie[k] end
-  local os_subset = {}
+  local os_subset, debug_subset = {}, {}
   for _, k in ipairs(OS) do os_subset[k] = ie.os and ie.os[k] end
+  for _, k in ipairs(DEBUG) do debug_subset[k] = dbg and dbg[k] end
 
   local cache = {}       -- name -> module value
   local sources = {}     -- names of Lua modules loaded, in order, with their source
@@ -145,6 +149,7 @@ function M.load(ie, opts)
       if type(ie[lib]) == "table" then env[lib] = safe_copy(ie[lib]) end
     end
     env.os = safe_copy(os_subset)
+    env.debug = safe_copy(debug_subset)
     env._G = env
     env.require = sandbox_require
     env.minetest, env.core = host, host
@@ -161,7 +166,15 @@ function M.load(ie, opts)
       if not open then error("cometkey.luanti: cannot load " .. file .. ": " .. tostring(why), 0) end
       -- C functions made while luaopen runs take its environment: an empty table, not ie.
       if dbg and dbg.setfenv then dbg.setfenv(open, {}) end
-      value = open(name)
+      -- A luaopen that looks up the global `require` (cometkey.curl does, for
+      -- cometkey.errors) finds the thread's globals: for this call only, they are a
+      -- table holding the sandbox's require, and nothing else.
+      local thread_env = getfenv(0)
+      setfenv(0, { require = sandbox_require })
+      local opened, result = pcall(open, name)
+      setfenv(0, thread_env)
+      if not opened then error(result, 0) end
+      value = result
     else
       local file = assert(search(io_open, name, path))
       local f = assert(io_open(file, "rb"))

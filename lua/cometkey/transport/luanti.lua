@@ -18,6 +18,7 @@
 -- closed" failure, so each call still gets exactly one answer.
 local curl = require "cometkey.transport.curl"
 local ccurl = require "cometkey.curl"
+local errors = require "cometkey.errors"
 
 local error, type, pairs, next, pcall, setmetatable, tostring, rawget =
   error, type, pairs, next, pcall, setmetatable, tostring, rawget
@@ -56,9 +57,13 @@ local function where_of(req)
   return tostring(req.method) .. " " .. (path ~= "" and path or "/")
 end
 
+-- A failure in cometkey's one-line format ("cometkey: METHOD /path: network error: text").
+local function failure(where, text, sent)
+  return errors.failure(where, { kind = "network", text = text, retryable = false, sent = sent })
+end
+
 local function closed_failure(req)
-  return nil, "cometkey: " .. where_of(req) .. ": network error: the client was closed",
-    { kind = "network", retryable = false, sent = false }
+  return failure(where_of(req), "the client was closed", false)
 end
 
 -- Is there anything left for the globalstep to do?
@@ -82,8 +87,7 @@ local function dispatch(self)
       self.where[tag] = where_of(req)
     else
       -- A request libcurl refuses (never one core.request builds): fail it, never raise here.
-      cb(nil, "cometkey: " .. where_of(req) .. ": network error: " .. tostring(err),
-        { kind = "network", retryable = false, sent = false })
+      cb(failure(where_of(req), tostring(err), false))
     end
   end
 end
@@ -99,7 +103,7 @@ function Transport:poll()
       local waiting, where = self.waiting, self.where
       self.waiting, self.where, self.inflight = {}, {}, 0
       for tag, cb in pairs(waiting) do
-        cb(nil, "cometkey: " .. where[tag] .. ": network error: " .. message, { kind = "network", retryable = false })
+        cb(failure(where[tag], message, nil))
       end
     else
       for i = 1, #done do
@@ -256,8 +260,7 @@ function Transport:close(final)
   local queue_req, queue_cb = self.queue_req, self.queue_cb
   self.waiting, self.where, self.sleepers, self.inflight = {}, {}, {}, 0
   for tag, cb in pairs(waiting) do
-    cb(nil, "cometkey: " .. where[tag] .. ": network error: the client was closed",
-      { kind = "network", retryable = false, sent = true })
+    cb(failure(where[tag], "the client was closed", true))
   end
   for h = self.head, self.tail do
     local a, b, c = closed_failure(queue_req[h])

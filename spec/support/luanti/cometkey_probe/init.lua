@@ -3,8 +3,9 @@
 -- getmetatable, getfenv (no debug.getupvalue: secure mods do not get it). It returns
 -- every value it reached (the trusted test mod compares them with the insecure
 -- environment) and the escapes that worked (there must be none).
-local DANGEROUS = { "popen", "execute", "loadlib", "getupvalue", "setupvalue", "getregistry", "getlocal" }
-local CODE = { "require", "loadstring", "load", "dofile", "loadfile", "getfenv", "setfenv", "debug", "package", "io" }
+local DANGEROUS = { "popen", "execute", "loadlib", "getupvalue", "setupvalue", "getregistry", "getlocal", "setlocal",
+  "upvaluejoin" }
+local CODE = { "require", "loadstring", "load", "dofile", "loadfile", "getfenv", "setfenv", "package", "io" }
 local MODULES = { "io", "os", "debug", "package", "ffi", "jit", "socket", "cometkey.luanti", "cometkey.cli.format",
   "_G", "string" }
 
