@@ -140,6 +140,26 @@ describe("luanti transport (stand-in engine, mock server)", function()
     assert.is_true(host.longest_step() < 0.05, host.longest_step() .. " s")
   end)
 
+  it("polls with cometkey.curl's multi_wait(0), which returns at once", function()
+    m:fault { type = "delay", match = "GET /api/token/1", seconds = 0.5 }
+    local t = require("cometkey.transport.curl").new { secret = require("cometkey.core").secret(m.token), timeout = 5 }
+    t:multi_add(1, { method = "GET", url = m.url .. "/api/token/1", headers = {}, timeout = 5 })
+    local worst, calls, done = 0, 0, nil
+    local limit = now() + 5
+    repeat
+      local t0 = now()
+      local finished = t:multi_wait(0)
+      worst = math.max(worst, now() - t0)
+      calls = calls + 1
+      done = finished[1]
+      ccurl.sleep(0.002)
+    until done or now() > limit
+    t:close()
+    assert.are.equal(200, done and done.res and done.res.status)
+    assert.is_true(calls > 50, calls .. " polls")
+    assert.is_true(worst < 0.02, worst * 1000 .. " ms") -- measured: well under 1 ms
+  end)
+
   it("waits for retries in the globalstep, not on the main thread", function()
     m:fault { type = "ratelimit", match = "GET /api/token/3", count = 2 }
     local c = client()
