@@ -144,7 +144,7 @@ describe("luanti transport (stand-in engine, mock server)", function()
     m:fault { type = "delay", match = "GET /api/token/1", seconds = 0.5 }
     local t = require("cometkey.transport.curl").new { secret = require("cometkey.core").secret(m.token), timeout = 5 }
     t:multi_add(1, { method = "GET", url = m.url .. "/api/token/1", headers = {}, timeout = 5 })
-    local worst, calls, done = 0, 0, nil
+    local worst, calls, done = 0, 0
     local limit = now() + 5
     repeat
       local t0 = now()
