@@ -117,8 +117,8 @@ function M.run(client, callback, fn)
   local transport = client.transport
   if callback == nil then
     if transport.async_only then
-      error("cometkey: the \"" .. tostring(transport.name) .. "\" transport is callback-only (it never blocks "
-        .. "its host): pass a callback function as the last argument; nothing was sent", CALLER)
+      errors.raise(tostring(transport.name), "the \"" .. tostring(transport.name) .. "\" transport is callback-only "
+        .. "(it never blocks its host): pass a callback function as the last argument; nothing was sent", CALLER)
     end
     return fn(client.sync_ctx)
   end

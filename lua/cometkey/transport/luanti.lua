@@ -160,8 +160,9 @@ end
 function M.new(conf)
   local host = M.host()
   if not host then
-    error("cometkey.new: transport \"luanti\" runs only inside a Luanti (Minetest) server mod "
-      .. "(minetest.register_globalstep, minetest.after and minetest.register_on_shutdown are needed)", 0)
+    -- Levels as for error(): 1 here, 2 transport.auto.open, 3 Client.new, 4 cometkey.new, 5 its caller.
+    errors.raise("new", "transport \"luanti\" runs only inside a Luanti (Minetest) server mod "
+      .. "(minetest.register_globalstep, minetest.after and minetest.register_on_shutdown are needed)", 5)
   end
   local self = setmetatable({
     curl = curl.new(conf),
