@@ -367,9 +367,10 @@ function Client:update(fields, opts, callback)
 end
 
 --- update_many(list [, opts]) --> results; see cometkey/bulk.lua
-function Client:update_many(list, opts)
+function Client:update_many(list, opts, callback)
   self:_open("update_many", 2)
-  if self.transport.async_only then
+  -- (When update_many gets its callback form, only a call without one raises here.)
+  if self.transport.async_only and callback == nil and type(opts) ~= "function" then
     raise("update_many", "the \"" .. self.transport.name .. "\" transport is callback-only (it never blocks its "
       .. "host), and update_many has no callback form yet; use update with a callback per key", 2)
   end
