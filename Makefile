@@ -5,6 +5,7 @@
 #   make demo                 update keys against the local mock server
 #   make mock                 run the local mock server in the foreground
 #   make install PREFIX=/usr/local LUA_VERSION=5.4|5.1 [LUA_INCDIR=/usr/include/luajit-2.1]
+#   make luanti               the Luanti proof alone (a headless minetestserver against the mock)
 #   make bench | make fuzz FUZZ_SECONDS=N | make lint | make clean
 
 SHELL := /bin/bash
@@ -37,7 +38,7 @@ HEADERS  = $(wildcard src/*.h)
 CORE_SO = $(BUILD)/cometkey/core.so
 CURL_SO = $(BUILD)/cometkey/curl.so
 
-.PHONY: all build deps test lint ctest spec valgrind install-check install uninstall demo mock bench bench-soak \
+.PHONY: all build deps test lint ctest spec luanti valgrind install-check install uninstall demo mock bench bench-soak \
         asan fuzz soak clean clean-logs
 # (pattern targets such as spec-5.4 and build-luajit cannot be .PHONY: make would skip them)
 
@@ -78,6 +79,12 @@ spec-%: build-% build-5.4 build-luajit
 	    | tee $(LOGS)/spec-$*.log
 
 spec: spec-5.4 spec-5.1 spec-luajit
+
+# The Luanti proof alone (it also runs in every spec-%): the engine loads build/luajit.
+luanti: deps-test build-luajit
+	@mkdir -p $(LOGS)
+	CK_BUILD=build/luajit luajit /usr/bin/busted --cpath='build/luajit/?.so' --lpath='lua/?.lua;lua/?/init.lua' \
+	    spec/luanti_spec.lua spec/luanti_transport_spec.lua | tee $(LOGS)/luanti.log
 
 ctest:
 	@mkdir -p $(LOGS) && $(MAKE) --no-print-directory -f test/c/Makefile CORE_SRC="$(CORE_SRC)" \

@@ -40,6 +40,8 @@ build = {
     ["cometkey.transport.curl"] = "lua/cometkey/transport/curl.lua",
     ["cometkey.transport.resty"] = "lua/cometkey/transport/resty.lua",
     ["cometkey.transport.nvim"] = "lua/cometkey/transport/nvim.lua",
+    ["cometkey.transport.luanti"] = "lua/cometkey/transport/luanti.lua",
+    ["cometkey.luanti"] = "lua/cometkey/luanti.lua",
     ["cometkey.core"] = {
       sources = {
         "src/ck_core.c", "src/ck_cidr.c", "src/ck_allowlist.c", "src/ck_json.c", "src/ck_utf8.c",

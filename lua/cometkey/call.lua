@@ -102,12 +102,28 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- The client's methods tail-call run: Lua 5.1 keeps a "(tail call)" level on the stack
+-- for them, LuaJIT and 5.4 do not. Level of the method's caller, as seen from run:
+local CALLER = 2
+do
+  local function probe() error("", 2) end
+  local function tail() return probe() end
+  local _, message = pcall(function() tail() end)
+  if message == "" then CALLER = 3 end
+end
+
 --- run(client, callback, fn) --> fn's results (sync) or nothing (async)
 -- fn(ctx) returns value | nil, message, info. With a callback, fn runs in a
 -- coroutine; callback(err, value, info) is called exactly once on the host loop.
 function M.run(client, callback, fn)
   local transport = client.transport
-  if callback == nil then return fn(client.sync_ctx) end
+  if callback == nil then
+    if transport.async_only then
+      errors.raise(tostring(transport.name), "the \"" .. tostring(transport.name) .. "\" transport is callback-only "
+        .. "(it never blocks its host): pass a callback function as the last argument; nothing was sent", CALLER)
+    end
+    return fn(client.sync_ctx)
+  end
 
   local ctx = {
     request = function(req) return coroutine.yield("request", req) end,

@@ -446,8 +446,13 @@ function Client:update(fields, opts, callback)
 end
 
 --- update_many(list [, opts]) --> results; see cometkey/bulk.lua
-function Client:update_many(list, opts)
+function Client:update_many(list, opts, callback)
   self:_open("update_many", 2)
+  -- (When update_many gets its callback form, only a call without one raises here.)
+  if self.transport.async_only and callback == nil and type(opts) ~= "function" then
+    raise("update_many", "the \"" .. self.transport.name .. "\" transport is callback-only (it never blocks its "
+      .. "host), and update_many has no callback form yet; use update with a callback per key", 2)
+  end
   -- Not a tail call: bulk.run raises at a level counted through this frame.
   local results = require("cometkey.bulk").run(self, list, opts, 2)
   return results

@@ -19,7 +19,7 @@ local KNOWN = {
   user_agent = true, max_body = true, debug = true, warn = true,
 }
 
-local TRANSPORTS = { curl = true, resty = true, nvim = true }
+local TRANSPORTS = { curl = true, resty = true, nvim = true, luanti = true }
 
 local function fail(level, fmt, ...)
   errors.raise("new", format(fmt, ...), level + 1)
@@ -146,7 +146,7 @@ function M.parse(opts, level)
 
   local transport = opts.transport
   if transport ~= nil and type(transport) ~= "function" and not TRANSPORTS[transport] then
-    fail(level, "transport must be \"curl\", \"resty\", \"nvim\" or a function")
+    fail(level, "transport must be \"curl\", \"resty\", \"nvim\", \"luanti\" or a function")
   end
   conf.transport = transport
 

@@ -3,7 +3,7 @@
 -- sleep(s), sleep_async(s, cb), now(), defer(fn), close(), name, needs_token.
 -- Picks pgmoon-style: inside nginx where cosockets work -> resty; inside
 -- Neovim -> nvim; otherwise the libcurl transport. A function is a user transport.
-local type, pcall, require, tostring = type, pcall, require, tostring
+local type, pcall, require, tostring, ipairs = type, pcall, require, tostring, ipairs
 
 local M = {}
 
@@ -18,7 +18,10 @@ function M.warn_once(conf, line)
   if type(ngx) == "table" and ngx.log then return ngx.log(ngx.WARN, line) end
   local vim = rawget(_G, "vim")
   if type(vim) == "table" and vim.notify then return vim.notify(line, vim.log.levels.WARN) end
-  io.stderr:write(line, "\n")
+  local mt = rawget(_G, "minetest") or rawget(_G, "core")
+  if type(mt) == "table" and type(mt.log) == "function" then return mt.log("warning", line) end
+  local io = rawget(_G, "io") -- absent in cometkey's Luanti sandbox
+  if type(io) == "table" and io.stderr then io.stderr:write(line, "\n") end
 end
 
 --- pick(conf) --> transport name ("curl" | "resty" | "nvim" | "function")
@@ -29,8 +32,27 @@ function M.pick(conf)
   local ngx, vim = rawget(_G, "ngx"), rawget(_G, "vim")
   if type(ngx) == "table" and ngx.get_phase and ngx.get_phase() ~= "init" then return "resty" end
   if type(vim) == "table" and (vim.uv or vim.loop) then return "nvim" end
+  if M.luanti() then return "luanti" end
   return "curl"
 end
+
+--- luanti() --> true inside a Luanti (Minetest) server's main environment
+function M.luanti()
+  for _, name in ipairs({ "minetest", "core" }) do
+    local h = rawget(_G, name)
+    if type(h) == "table" and type(h.register_globalstep) == "function" and type(h.after) == "function" then
+      return true
+    end
+  end
+  return false
+end
+
+-- Transports that cannot work on a Luanti server's main thread, and why.
+local NOT_IN_LUANTI = {
+  curl = "it blocks the server's main thread on every request and retry",
+  resty = "it needs OpenResty's cosockets",
+  nvim = "it needs Neovim's event loop",
+}
 
 -- Fills in what a synchronous transport lacks: async calls complete at once.
 local function complete(t)
@@ -56,6 +78,10 @@ end
 --- open(conf) --> transport object
 function M.open(conf)
   local name = M.pick(conf)
+  if NOT_IN_LUANTI[name] and M.luanti() then
+    error("cometkey.new: transport \"" .. name .. "\" makes no sense in a Luanti server: " .. NOT_IN_LUANTI[name]
+      .. "; use transport = \"luanti\" (the default there) and pass callbacks", 4)
+  end
   local t
   if name == "function" then
     t = require("cometkey.transport.func").new(conf)
