@@ -25,7 +25,7 @@ local function serve(port, response_file, log_file, lifetime)
     if c then
       c:settimeout(5)
       local first, host, auth, length = c:receive("*l"), "", 0, 0
-      while true do
+      while first do
         local line = c:receive("*l")
         if not line or line == "" then break end
         local name, value = line:match("^([^:]+):%s*(.-)%s*$")
@@ -35,12 +35,12 @@ local function serve(port, response_file, log_file, lifetime)
         if name == "content-length" then length = tonumber(value) or 0 end
       end
       if length > 0 then c:receive(length) end
-      local log = io.open(log_file, "ab")
+      local log = first and io.open(log_file, "ab")
       if log then
         log:write(tostring(first), "\t", host, "\t", auth, "\n")
         log:close()
       end
-      c:send(response)
+      if first then c:send(response) end
       c:close()
     end
   end

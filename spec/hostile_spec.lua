@@ -1,0 +1,156 @@
+-- spec/hostile_spec.lua - attacks from issue #15 and what holds them (docs/reliability.md,
+-- "Attacks tried"): header floods on every transport, Retry-After values that try to stall
+-- or raise, failures that arrive after close(), proxies for loopback addresses, base_url
+-- tricks. Servers here are loopback only: the mock and spec/support/raw_server.lua.
+local cometkey = require "cometkey"
+local raw = require "spec.support.raw_server"
+local fake = require "spec.support.fakehosts"
+
+local TOKEN = "tok-HOSTILE-5d1e0a7c93b4"
+
+local function cpu(fn, ...)
+  local t0 = os.clock()
+  local r = { fn(...) }
+  return os.clock() - t0, r
+end
+
+local function response(header_lines, body)
+  body = body or '{"success":true,"data":{"id":1,"name":"a","status":1}}'
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" .. header_lines
+    .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
+end
+
+-- ------------------------------------------------------------------ item 5: header floods
+
+describe("response header floods", function()
+  local servers = {}
+  after_each(function()
+    for _, s in ipairs(servers) do s.stop() end
+    servers = {}
+  end)
+  local function serve(bytes)
+    local s = raw.start(bytes, 30)
+    servers[#servers + 1] = s
+    return s
+  end
+
+  describe("curl transport", function()
+    local function get(s)
+      local c = cometkey.new { token = TOKEN, base_url = s.url, retries = 2, timeout = 10 }
+      local took, r = cpu(c.get, c, 1)
+      c:close()
+      return took, r[1], r[2], r[3]
+    end
+
+    it("refuses 100 000 repeated fields with kind too_large, at once and without a retry", function()
+      local s = serve(response(("X-A: v\r\n"):rep(100000)))
+      local took, key, message, info = get(s)
+      assert.is_nil(key)
+      assert.are.equal("too_large", info.kind, message)
+      assert.is_false(info.retryable)
+      assert.are.equal(1, #s.log())
+      assert.is_true(took < 0.5, ("%.3f s of CPU"):format(took))
+    end)
+
+    it("refuses 501 fields (the field cap), and joins 400 repeats in linear time", function()
+      local s = serve(response(("X-B: w\r\n"):rep(501)))
+      local _, _, message, info = get(s)
+      assert.are.equal("too_large", info.kind, message)
+      assert.matches("500 fields", message, 1, true)
+      local t = require("cometkey.transport.curl").new {}
+      local s2 = serve(response(("X-B: w\r\n"):rep(400)))
+      local res = t:request { method = "GET", url = s2.url .. "/x" }
+      t:close()
+      assert.are.equal(("w, "):rep(399) .. "w", res.headers["x-b"])
+    end)
+
+    it("maps libcurl's own refusal of a 120 KB header line to too_large (was: retryable network)", function()
+      local s = serve(response("X-Long: " .. ("a"):rep(120000) .. "\r\n"))
+      local _, key, message, info = get(s)
+      assert.is_nil(key)
+      assert.are.equal("too_large", info.kind, message)
+      assert.is_false(info.retryable)
+      assert.are.equal(1, #s.log())
+    end)
+
+    it("refuses a header block over 256 KiB made of few fields", function()
+      local line = "X-C: " .. ("c"):rep(90000) .. "\r\n"
+      local s = serve(response(line:rep(3)))
+      local _, _, message, info = get(s)
+      assert.are.equal("too_large", info.kind, message)
+    end)
+  end)
+
+  describe("resty transport's header reader (fake cosocket)", function()
+    local resty = fake.resty()
+    local function read(bytes)
+      local headers = {}
+      local took, r = cpu(resty._read_headers, fake.socket(bytes), math.huge, headers, { bytes = 0, fields = 0 })
+      return took, headers, r[1], r[2], r[3]
+    end
+
+    it("refuses 100 000 repeated fields with too_large in linear time", function()
+      local took, _, ok, err, kind = read(("X-A: v\r\n"):rep(100000) .. "\r\n")
+      assert.is_nil(ok)
+      assert.are.equal("too_large", kind, err)
+      assert.is_true(took < 0.5, ("%.3f s of CPU"):format(took))
+    end)
+
+    it("joins 500 repeats in linear time, as the other transports do", function()
+      local took, headers, ok = read(("X-A: v\r\n"):rep(500) .. "\r\n")
+      assert.is_true(ok)
+      assert.are.equal(("v, "):rep(499) .. "v", headers["x-a"])
+      assert.is_true(took < 0.1, ("%.3f s of CPU"):format(took))
+    end)
+
+    it("cuts blanks around a value without backtracking over a 200 KB run of blanks", function()
+      local took, headers, ok = read("X-Sp: a" .. (" "):rep(200000) .. "b \r\n\r\n")
+      assert.is_true(ok)
+      assert.are.equal("a" .. (" "):rep(200000) .. "b", headers["x-sp"])
+      assert.is_true(took < 0.5, ("%.3f s of CPU"):format(took))
+    end)
+
+    it("counts bytes over every block of one response (1xx and trailers included)", function()
+      local budget = { bytes = 0, fields = 0 }
+      for _ = 1, 3 do
+        assert.is_true(resty._read_headers(fake.socket(("X: 1\r\n"):rep(150) .. "\r\n"), math.huge, {}, budget))
+      end
+      local ok, _, kind = resty._read_headers(fake.socket(("X: 1\r\n"):rep(150) .. "\r\n"), math.huge, {}, budget)
+      assert.is_nil(ok)
+      assert.are.equal("too_large", kind)
+    end)
+  end)
+
+  describe("nvim transport's header parser", function()
+    local nvim = fake.nvim()
+    it("refuses 100 000 fields and joins repeats in linear time", function()
+      local took, r = cpu(nvim._parse_head, "HTTP/1.1 200 OK\r\n" .. ("X-A: v\r\n"):rep(100000) .. "\r\n")
+      assert.are.equal("too_large", r[3])
+      assert.is_true(took < 0.5, ("%.3f s of CPU"):format(took))
+      took, r = cpu(nvim._parse_head, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n" .. ("X-A: v\r\n"):rep(400)
+        .. "X-Sp: a" .. (" "):rep(100000) .. "b  \r\n\r\n")
+      assert.are.equal(200, r[1])
+      assert.are.equal(("v, "):rep(399) .. "v", r[2]["x-a"])
+      assert.are.equal("a" .. (" "):rep(100000) .. "b", r[2]["x-sp"])
+      assert.is_true(took < 0.5, ("%.3f s of CPU"):format(took))
+    end)
+  end)
+
+  describe("user function transport", function()
+    it("refuses a response table with 100 000 header fields as too_large", function()
+      local headers = {}
+      for i = 1, 100000 do headers["x-" .. i] = "v" end
+      local calls = 0
+      local c = cometkey.new { token = TOKEN, base_url = "http://127.0.0.1:9", retries = 2, transport = function()
+        calls = calls + 1
+        return { status = 200, headers = headers, body = "{}" }
+      end }
+      local key, message, info = c:get(1)
+      assert.is_nil(key)
+      assert.are.equal("too_large", info.kind, message)
+      assert.matches("^cometkey: GET /api/token/1: response too large", message)
+      assert.are.equal(1, calls)
+      c:close()
+    end)
+  end)
+end)
