@@ -154,3 +154,94 @@ describe("response header floods", function()
     end)
   end)
 end)
+
+-- ------------------------------------------------------------------ item 1: failures after close()
+
+-- Every string reachable from v (keys, values, nested tables) that shows the token.
+local function shows_token(v, seen)
+  seen = seen or {}
+  if type(v) == "string" then return v:find(TOKEN, 1, true) ~= nil end
+  if type(v) ~= "table" or seen[v] then return false end
+  seen[v] = true
+  for k, x in pairs(v) do
+    if shows_token(k, seen) or shows_token(x, seen) then return true end
+  end
+  return false
+end
+
+describe("a failure that completes after close()", function()
+  -- A user transport that keeps every request pending until the spec completes it.
+  local function pending_transport()
+    local pending, calls = {}, 0
+    local function transport(req, cb)
+      calls = calls + 1
+      assert.are.equal(TOKEN, req.headers.Authorization)
+      pending[#pending + 1] = cb
+    end
+    return transport, pending, function() return calls end
+  end
+
+  local echoes = {
+    { nil, "proxy error: Authorization: " .. TOKEN },
+    { { status = 500, headers = {}, body = '{"error":{"message":"bad ' .. TOKEN .. '","type":"x"}}' } },
+    { { status = 200, headers = {}, body = '{"success":false,"message":"no user for ' .. TOKEN .. '"}' } },
+    { { status = 502, headers = { ["x-echo"] = TOKEN }, body = "<html>" .. TOKEN .. "</html>" } },
+  }
+  for n, echo in ipairs(echoes) do
+    it("is still redacted (async user transport, case " .. n .. ")", function()
+      local transport, pending = pending_transport()
+      local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", transport = transport,
+        retries = 0 }
+      local got
+      c:get(1, function(err, value, info) got = { err = err, value = value, info = info } end)
+      assert.are.equal(1, #pending)
+      c:close()
+      pending[1](echo[2], echo[1])
+      assert.is_table(got)
+      assert.is_string(got.err)
+      assert.is_false(shows_token(got), "the token came back after close(): " .. tostring(got.err))
+      assert.matches("^cometkey: ", got.err)
+      -- the last call ended: the token is wiped now
+      assert.is_true(c.conf.secret:wiped())
+    end)
+  end
+
+  it("sends nothing more: an update whose read completes after close() does not write", function()
+    local transport, pending, calls = pending_transport()
+    local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", transport = transport }
+    local got
+    c:update({ id = 1, name = "renamed" }, function(err, value, info) got = { err = err, value = value, info = info } end)
+    c:close()
+    assert.is_false(c.conf.secret:wiped()) -- kept for redaction while the call runs
+    pending[1](nil, { status = 200, headers = {}, body = '{"success":true,"data":{"id":1,"name":"a","status":1,'
+      .. '"expired_time":-1,"remain_quota":5,"unlimited_quota":false,"model_limits_enabled":false,'
+      .. '"model_limits":"","allow_ips":"","group":"","cross_group_retry":false}}' })
+    assert.are.equal(1, calls())
+    assert.is_table(got)
+    assert.matches("the client was closed", got.err)
+    assert.are.equal("network", got.info.kind)
+    assert.is_true(c.conf.secret:wiped())
+  end)
+
+  it("is redacted when a synchronous call yields (as on cosockets) and another thread closes", function()
+    local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", retries = 0,
+      transport = function(req) return coroutine.yield(req) end }
+    local co = coroutine.create(function() return c:get(1) end)
+    local ok, req = coroutine.resume(co)
+    assert.is_true(ok, req)
+    assert.are.equal(TOKEN, req.headers.Authorization)
+    c:close() -- from "another thread"
+    local r = { coroutine.resume(co, nil, "upstream said: Authorization: " .. TOKEN) }
+    assert.is_true(r[1], r[2])
+    assert.is_nil(r[2])
+    assert.is_string(r[3])
+    assert.is_false(shows_token(r), "the token came back: " .. tostring(r[3]))
+    assert.is_true(c.conf.secret:wiped())
+  end)
+
+  it("a client closed with nothing running wipes the token at once", function()
+    local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", transport = function() end }
+    c:close()
+    assert.is_true(c.conf.secret:wiped())
+  end)
+end)

@@ -30,11 +30,24 @@ local function target(built)
   return built.method .. " " .. built.path .. (built.query and ("?" .. built.query) or "")
 end
 
---- redact(secret, message, info) --> message
+--- redact(secret, message, info [, where]) --> message
 -- A server or proxy may echo the Authorization header back (error pages,
 -- debugging proxies): the token is cut out of a failure's message and of every
 -- string in its info table, in C (secret:redact), before anyone sees them.
-function M.redact(secret, message, info)
+-- Once the token is wiped (the client was closed and its last request has
+-- ended, or a finalizer ran) it can no longer be searched for, so no server
+-- text is delivered at all: the message says what failed and that the rest
+-- was withheld, and info keeps only its non-string facts and its kind.
+function M.redact(secret, message, info, where)
+  if secret:wiped() then
+    if type(info) == "table" then
+      for k, v in pairs(info) do
+        if type(v) == "string" and k ~= "kind" then info[k] = nil end
+      end
+    end
+    return errors.message(where or "request", tostring(type(info) == "table" and info.kind or "failed")
+      .. " (details withheld: the client was closed)")
+  end
   if type(info) == "table" then
     for k, v in pairs(info) do
       if type(v) == "string" then info[k] = secret:redact(v) end
@@ -43,6 +56,20 @@ function M.redact(secret, message, info)
   return secret:redact(message)
 end
 
+-- In-flight accounting: close() wipes the token only when no call of the client
+-- is running, and the last call to end wipes it for a closed client, so every
+-- failure that arrives after close() is still redacted.
+local function hold(client)
+  client.busy = (client.busy or 0) + 1
+end
+
+local function release(client)
+  local n = (client.busy or 1) - 1
+  client.busy = n
+  if n <= 0 and client.closed then client.conf.secret:wipe() end
+end
+M.hold, M.release = hold, release
+
 --- perform(client, ctx, op, built) --> value | nil, message, info
 -- built: core.request's table. ctx: { request(req), sleep(s), now() }.
 function M.perform(client, ctx, op, built)
@@ -50,9 +77,6 @@ function M.perform(client, ctx, op, built)
   local method, path, query = built.method, built.path, built.query
   local url = query and (conf.base_url .. path .. "?" .. query) or (conf.base_url .. path)
   local headers = built.headers
-  if client.transport.needs_token then
-    headers.Authorization = conf.secret:reveal()
-  end
   local req = { method = method, url = url, headers = headers, body = built.body, timeout = 0 }
   local debug = conf.debug
   local now = ctx.now()
@@ -60,6 +84,13 @@ function M.perform(client, ctx, op, built)
   local attempt = 0
   while true do
     attempt = attempt + 1
+    if client.closed then -- closed meanwhile (a multi-request call, a retry): nothing more is sent
+      return nil, errors.message(target(built), "network error: the client was closed"),
+        { kind = "network", retryable = false, sent = attempt > 1, attempts = attempt - 1 }
+    end
+    if attempt == 1 and client.transport.needs_token then
+      headers.Authorization = conf.secret:reveal()
+    end
     if attempt > 1 then now = ctx.now() end
     req.timeout = max(deadline - now, 0.001)
     if debug then debug(format("cometkey: -> %s (attempt %d)", target(built), attempt)) end
@@ -72,11 +103,11 @@ function M.perform(client, ctx, op, built)
           floor((ctx.now() - now) * 1000 + 0.5)))
       end
       if value ~= nil then return value end
-      message = M.redact(conf.secret, message, info)
+      message = M.redact(conf.secret, message, info, target(built))
     else
       if type(info) ~= "table" then info = { kind = "network" } end
       if type(message) ~= "string" then message = errors.message(target(built), "transport failed") end
-      message = M.redact(conf.secret, message, info)
+      message = M.redact(conf.secret, message, info, target(built))
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt
@@ -100,12 +131,28 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- pcall can be yielded across on Lua 5.2+ and LuaJIT.
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
+
+local function finish_sync(client, ok, ...)
+  release(client)
+  if not ok then error((...), 0) end
+  return ...
+end
+
 --- run(client, callback, fn) --> fn's results (sync) or nothing (async)
 -- fn(ctx) returns value | nil, message, info. With a callback, fn runs in a
 -- coroutine; callback(err, value, info) is called exactly once on the host loop.
 function M.run(client, callback, fn)
   local transport = client.transport
-  if callback == nil then return fn(client.sync_ctx) end
+  if callback == nil then
+    -- A synchronous call may yield inside (cosockets, a coroutine-based user
+    -- transport), so another thread may close the client meanwhile: hold it.
+    -- Not on PUC Lua 5.1, whose pcall cannot be yielded across.
+    if not PCALL_YIELDS then return fn(client.sync_ctx) end
+    hold(client)
+    return finish_sync(client, pcall(fn, client.sync_ctx))
+  end
 
   local ctx = {
     request = function(req) return coroutine.yield("request", req) end,
@@ -115,9 +162,11 @@ function M.run(client, callback, fn)
   local co = coroutine.create(fn)
   local step
   local function deliver(r)
+    if not r[1] then r[2] = M.redact(client.conf.secret, "cometkey: internal error: " .. tostring(r[2])) end
+    release(client)
     transport:defer(function()
       if not r[1] then
-        callback("cometkey: internal error: " .. tostring(r[2]), nil, { kind = "internal" })
+        callback(r[2], nil, { kind = "internal" })
       elseif r[2] == nil then
         callback(r[3], nil, r[4])
       else
@@ -135,6 +184,7 @@ function M.run(client, callback, fn)
       transport:sleep_async(arg, step)
     end
   end
+  hold(client)
   step(ctx)
 end
 
