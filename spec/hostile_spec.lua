@@ -245,3 +245,122 @@ describe("a failure that completes after close()", function()
     assert.is_true(c.conf.secret:wiped())
   end)
 end)
+
+-- ------------------------------------------------------------------ item 4: Retry-After and time
+
+describe("Retry-After", function()
+  local retry_after = require "cometkey.retry_after"
+  local call = require "cometkey.call"
+  local core = require "cometkey.core"
+  local options = require "cometkey.options"
+
+  describe("parse", function()
+    local NOW = 784111777 -- Sun, 06 Nov 1994 08:49:37 GMT
+    it("reads delta-seconds and the three HTTP-date forms", function()
+      assert.are.equal(0, retry_after.parse("0", NOW))
+      assert.are.equal(120, retry_after.parse("120", NOW))
+      assert.are.equal(7, retry_after.parse(" 7 ", NOW))
+      assert.are.equal(999999999, retry_after.parse("999999999", NOW))
+      assert.are.equal(10, retry_after.parse("Sun, 06 Nov 1994 08:49:47 GMT", NOW))
+      assert.are.equal(10, retry_after.parse("Sunday, 06-Nov-94 08:49:47 GMT", NOW))
+      assert.are.equal(10, retry_after.parse("Sun Nov  6 08:49:47 1994", NOW))
+      assert.are.equal(86400 * 365, retry_after.parse("Mon, 06 Nov 1995 08:49:37 GMT", NOW))
+      assert.are.equal(0, retry_after.parse("Sat, 05 Nov 1994 08:49:37 GMT", NOW)) -- in the past: now
+      assert.are.equal(86400, retry_after.parse("Sun, 29 Feb 2004 00:00:00 GMT", 1077926400))
+    end)
+
+    for _, bad in ipairs {
+      "-1", "+5", "5.5", "1e3", "0x10", "inf", "-inf", "nan", "NaN", "1e308", "9999999999",
+      "99999999999999999999999999", "5, 5", "5 5", "", " ", "soon", "Sun, 06 Nov 1994 08:49:47 UTC",
+      "Mon, 06 Nov 1994 08:49:47 GMT", "Sun, 31 Nov 1994 08:49:47 GMT", "Tue, 29 Feb 2005 00:00:00 GMT",
+      "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Foo 1994 08:49:47 GMT", "Sun, 6 Nov 1994 08:49:47 GMT",
+      "Fri, 31 Dec 9999 23:59:59 GMT", ("9"):rep(100),
+    } do
+      it("ignores " .. string.format("%q", bad), function()
+        assert.is_nil(retry_after.parse(bad, NOW))
+      end)
+    end
+
+    it("ignores what is not a string, and a now that is not finite", function()
+      for _, v in ipairs { 5, true, {} } do assert.is_nil(retry_after.parse(v, NOW)) end
+      assert.is_nil(retry_after.parse("Sun, 06 Nov 1994 08:49:47 GMT", 0 / 0))
+      assert.is_nil(retry_after.parse("Sun, 06 Nov 1994 08:49:47 GMT", math.huge))
+    end)
+  end)
+
+  describe("in a call (virtual clock)", function()
+    -- Runs one GET through call.perform with a clock that only moves when the call sleeps.
+    local function run(status, value, timeout, retries)
+      local conf = options.parse { token = TOKEN, base_url = "https://api.example.invalid", timeout = timeout,
+        retries = retries or 1, transport = function() end }
+      local client = { conf = conf, transport = { needs_token = true }, closed = false }
+      local clock, waits, requests = 1000, {}, 0
+      local ctx = {
+        now = function() return clock end,
+        sleep = function(s)
+          waits[#waits + 1] = s
+          assert(s == s and s >= 0 and s < math.huge, "bad sleep " .. tostring(s))
+          clock = clock + s
+        end,
+        request = function()
+          requests = requests + 1
+          return { status = status, headers = { ["retry-after"] = value, ["content-type"] = "application/json" },
+            body = "" }
+        end,
+      }
+      local ok, v, message, info = pcall(call.perform, client, ctx, "get",
+        core.request("get", { id = 1 }, { user_agent = "t" }))
+      conf.secret:wipe()
+      return { ok = ok, value = v, message = message, info = info, waits = waits, requests = requests,
+        elapsed = clock - 1000 }
+    end
+
+    it("waits the whole Retry-After when it ends before the deadline (was: cut to 8 s)", function()
+      local r = run(429, "120", 300)
+      assert.is_true(r.ok, r.value)
+      assert.are.same({ 120 }, r.waits)
+      assert.are.equal(2, r.requests)
+      assert.are.equal("rate_limited", r.info.kind)
+    end)
+
+    it("does not wait at all when the Retry-After ends past the deadline", function()
+      local r = run(429, "120", 30, 5)
+      assert.are.same({}, r.waits)
+      assert.are.equal(1, r.requests)
+      assert.are.equal(120, r.info.retry_after)
+    end)
+
+    it("honours an HTTP-date, and a 503's Retry-After too", function()
+      local r = run(429, os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 5), 30)
+      assert.are.equal(1, #r.waits)
+      assert.is_true(r.waits[1] >= 4 and r.waits[1] <= 5, tostring(r.waits[1]))
+      r = run(503, "3", 30)
+      assert.are.same({ 3 }, r.waits)
+    end)
+
+    for _, bad in ipairs { "-1", "1e308", "inf", "nan", "0x7fffffff", "5, 5", "Thu, 21 Oct 2026 07:28:00 GMT" } do
+      it("falls back to the ordinary backoff for " .. bad .. ", never raising or passing the timeout", function()
+        local r = run(429, bad, 5, 10)
+        assert.is_true(r.ok, r.value)
+        assert.is_nil(r.info.retry_after)
+        assert.is_true(r.waits[1] <= call.BACKOFF_BASE, tostring(r.waits[1]))
+        assert.is_true(r.elapsed <= 5, tostring(r.elapsed))
+      end)
+    end
+  end)
+
+  it("cannot stall or raise update_many (a user transport answering 429 with Retry-After: 1e308)", function()
+    local n = 0
+    local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", retries = 1, timeout = 2,
+      transport = function()
+        n = n + 1
+        return { status = 429, headers = { ["Retry-After"] = "1e308" }, body = "" }
+      end }
+    local t0 = os.time()
+    local ok, results = pcall(c.update_many, c, { { id = 1, status = 2 } })
+    c:close()
+    assert.is_true(ok, results)
+    assert.is_false(results[1].ok)
+    assert.is_true(os.time() - t0 <= 3)
+  end)
+end)

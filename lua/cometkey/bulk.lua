@@ -103,7 +103,7 @@ function M.run(client, list, opts, level)
     inflight = inflight - 1
     if res and res.status == 429 then
       limit = max(1, floor(limit / 2))
-      local ra = tonumber(res.headers and res.headers["retry-after"])
+      local ra = require("cometkey.retry_after").parse(res.headers and res.headers["retry-after"])
       pause_until = max(pause_until, now() + (ra or 1))
       streak = 0
     elseif res then

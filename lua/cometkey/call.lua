@@ -5,6 +5,7 @@
 -- whose I/O the transport completes on the host's loop.
 local core = require "cometkey.core"
 local errors = require "cometkey.errors"
+local retry_after_lib = require "cometkey.retry_after"
 
 local coroutine, type, tostring, select, pairs = coroutine, type, tostring, select, pairs
 local min, max, random, floor = math.min, math.max, math.random, math.floor
@@ -13,15 +14,19 @@ local format = string.format
 local M = {}
 
 M.BACKOFF_BASE = 0.25 -- seconds before the first retry (doubled per attempt, full jitter)
-M.BACKOFF_CAP = 8     -- no single wait is longer than this, Retry-After included
+M.BACKOFF_CAP = 8     -- no backoff wait is longer than this (a Retry-After may be, up to the deadline)
 
 -- Operations that may be repeated safely once sent (the server applies them the same
 -- way twice, or only reads): the idempotent flag of each row of the endpoint table.
 local endpoints = core.endpoints
 
 --- backoff(attempt, retry_after) --> seconds to wait before the next attempt
+-- retry_after: seconds from cometkey.retry_after.parse (an integer 0..MAX), honoured
+-- in full; perform() does not wait at all when it would end past the deadline.
 function M.backoff(attempt, retry_after)
-  if retry_after then return min(max(retry_after, 0), M.BACKOFF_CAP) end
+  if type(retry_after) == "number" and retry_after >= 0 and retry_after <= retry_after_lib.MAX then
+    return retry_after
+  end
   local ceiling = min(M.BACKOFF_BASE * 2 ^ (attempt - 1), M.BACKOFF_CAP)
   return ceiling / 2 + random() * ceiling / 2
 end
@@ -104,6 +109,10 @@ function M.perform(client, ctx, op, built)
       end
       if value ~= nil then return value end
       message = M.redact(conf.secret, message, info, target(built))
+      if (res.status == 429 or res.status == 503) and type(res.headers) == "table" then
+        -- One strict parser for every transport: delta-seconds or an HTTP-date; anything else is ignored.
+        info.retry_after = retry_after_lib.parse(res.headers["retry-after"], os.time())
+      end
     else
       if type(info) ~= "table" then info = { kind = "network" } end
       if type(message) ~= "string" then message = errors.message(target(built), "transport failed") end
@@ -115,7 +124,7 @@ function M.perform(client, ctx, op, built)
       and attempt <= conf.retries
     if not retry then return nil, message, info end
     local wait = M.backoff(attempt, info.retry_after)
-    if ctx.now() + wait >= deadline then return nil, message, info end
+    if not (ctx.now() + wait < deadline) then return nil, message, info end -- NaN too
     ctx.sleep(wait)
   end
 end
