@@ -364,3 +364,101 @@ describe("Retry-After", function()
     assert.is_true(os.time() - t0 <= 3)
   end)
 end)
+
+-- ------------------------------------------------------------------ item 2: loopback and proxies
+
+describe("a loopback base_url never goes through a proxy from the environment", function()
+  local sys = require "spec.support.sys"
+  local KEY = '{"success":true,"data":{"id":1,"name":"direct","status":1}}'
+  local proxy, servers
+  local lua = arg and arg[-1] or "lua"
+  local build = os.getenv("CK_BUILD") or "build/5.4"
+
+  before_each(function()
+    proxy = raw.start("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 30)
+    servers = {}
+  end)
+  after_each(function()
+    proxy.stop()
+    for _, s in ipairs(servers) do s.stop() end
+  end)
+
+  local function target(host)
+    local s = raw.start(response("", KEY), 30, host)
+    servers[#servers + 1] = s
+    return s
+  end
+
+  -- Runs one client:get(1) in a child process whose environment names the proxy.
+  local function child_get(url, transport)
+    local script = "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path; package.cpath = "
+      .. string.format("%q", build .. "/?.so;") .. " .. package.cpath; "
+      .. "local c = require('cometkey').new{ token = " .. string.format("%q", TOKEN) .. ", base_url = "
+      .. string.format("%q", url) .. ", retries = 0, timeout = 5, allow_http = true }; "
+      .. "local key, err, info = c:get(1); io.write(key and key.name or (info.kind .. ': ' .. err))"
+    return sys.capture("http_proxy=" .. proxy.url .. " HTTP_PROXY=" .. proxy.url .. " all_proxy=" .. proxy.url
+      .. " no_proxy= NO_PROXY= " .. sys.quote(lua) .. " -e " .. sys.quote(script) .. " 2>&1")
+  end
+
+  for _, host in ipairs { "127.0.0.2", "127.1.2.3", "127.0.0.1" } do
+    it("curl transport: http://" .. host .. " is reached directly (the token never reaches the proxy)", function()
+      local s = target(host)
+      local out = child_get(s.url)
+      assert.are.equal("direct", out)
+      assert.are.equal(1, #s.log())
+      assert.are.same({}, proxy.log())
+    end)
+  end
+
+  it("curl transport: http://localhost is reached directly", function()
+    local s = target("127.0.0.1")
+    assert.are.equal("direct", child_get("http://localhost:" .. s.port))
+    assert.are.same({}, proxy.log())
+  end)
+
+  it("the environment's proxy still applies to other hosts (the control: the child does read it)", function()
+    local out = child_get("http://api.example.invalid")
+    assert.matches("HTTP 502", out, 1, true)
+    assert.are.equal(1, #proxy.log())
+    assert.matches("^GET http://api.example.invalid/api/token/1 ", proxy.log()[1])
+  end)
+
+  local nvim = fake.nvim()
+  local function cli_get(url)
+    local config = assert(nvim._build_config({ max_body = 65536, connect_timeout = 5, verify = true },
+      { method = "GET", url = url .. "/api/token/1", timeout = 5, headers = { Authorization = TOKEN } }))
+    local dir = sys.temp_dir("cometkey-cli")
+    sys.write_file(dir .. "/config", config)
+    local out = sys.capture("http_proxy=" .. proxy.url .. " all_proxy=" .. proxy.url .. " no_proxy= NO_PROXY= "
+      .. "curl -q --config - <" .. sys.quote(dir .. "/config") .. " 2>&1")
+    sys.remove_dir(dir)
+    return out
+  end
+
+  for _, host in ipairs { "127.0.0.2", "127.1.2.3" } do
+    it("nvim transport's curl CLI: http://" .. host .. " is reached directly", function()
+      local s = target(host)
+      local out = cli_get(s.url)
+      assert.matches("direct", out, 1, true)
+      assert.are.equal(1, #s.log())
+      assert.are.same({}, proxy.log())
+    end)
+  end
+
+  it("nvim transport's curl CLI: other hosts keep the environment's proxy", function()
+    cli_get("http://api.example.invalid")
+    assert.are.equal(1, #proxy.log())
+  end)
+
+  it("counts only dotted-decimal 127.a.b.c with octets 0..255 as loopback", function()
+    local options = require "cometkey.options"
+    for _, h in ipairs { "127.0.0.1", "127.255.255.255", "127.0.0.0", "LOCALHOST", "[::1]" } do
+      assert.is_true(options.is_loopback(h), h)
+    end
+    for _, h in ipairs { "127.0.0.256", "127.300.0.1", "127.0.0.01", "127.0.0.0001", "127.1", "127.0.0.1.",
+      "0177.0.0.1", "localhost.", "[::ffff:127.0.0.1]" } do
+      assert.is_false(options.is_loopback(h), h)
+      assert.has_error(function() cometkey.new { token = TOKEN, base_url = "http://" .. h } end)
+    end
+  end)
+end)

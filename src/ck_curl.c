@@ -232,6 +232,65 @@ static CURLcode easy_configure(ck_client *c, ck_xfer *x)
     return rc;
 }
 
+static int ck_ascii_ieq(const char *a, size_t n, const char *b);
+
+/* 1 when s[0..n) is a decimal octet 0..255 written without leading zeros. */
+static int ck_octet(const char *s, size_t n)
+{
+    size_t i;
+    int v = 0;
+    if (n == 0 || n > 3 || (n > 1 && s[0] == '0'))
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= 255;
+}
+
+/*
+ * 1 when the URL's host is one cometkey.options treats as loopback (and so
+ * lets go over http://): localhost, [::1] or 127.a.b.c with decimal octets.
+ * Such a request must never go through a proxy from the environment, which
+ * CURLOPT_NOPROXY cannot express for all of 127.0.0.0/8 before libcurl 7.86.
+ */
+static int ck_url_is_loopback(const char *url)
+{
+    const char *p = strstr(url, "://"), *host, *end, *q;
+    size_t n, dots = 0;
+    if (p == NULL)
+        return 0;
+    host = p + 3;
+    for (end = host; *end != '\0' && *end != '/' && *end != '?' && *end != '#'; end++)
+        ;
+    for (q = host; q < end; q++) {
+        if (*q == '@')
+            return 0; /* credentials are refused anyway */
+    }
+    if (*host == '[') {
+        q = (const char *)memchr(host, ']', (size_t)(end - host));
+        return q != NULL && q - host == 4 && memcmp(host, "[::1]", 5) == 0;
+    }
+    q = (const char *)memchr(host, ':', (size_t)(end - host));
+    if (q != NULL)
+        end = q;
+    n = (size_t)(end - host);
+    if (n == 9 && ck_ascii_ieq(host, 9, "localhost"))
+        return 1;
+    if (n < 7 || memcmp(host, "127.", 4) != 0)
+        return 0;
+    for (p = host, q = host; q <= end; q++) {
+        if (q == end || *q == '.') {
+            if (!ck_octet(p, (size_t)(q - p)))
+                return 0;
+            dots += q < end;
+            p = q + 1;
+        }
+    }
+    return dots == 3;
+}
+
 /* Options that change per request; everything else stays as configured. */
 static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
 {
@@ -243,6 +302,9 @@ static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
     buf_reset(&x->resp_body);
     buf_reset(&x->resp_headers);
     rc = curl_easy_setopt(e, CURLOPT_URL, url);
+    /* "" disables every proxy (the environment's too); NULL restores the default. */
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_PROXY, ck_url_is_loopback(url) ? "" : (char *)NULL);
     /*
      * libcurl replays a request (POST too, body rewound) when a reused
      * connection dies before any answer. A POST creates: sent twice, the

@@ -30,12 +30,19 @@ local function has_control(s)
   return find(s, "[%z\1-\31\127]") ~= nil
 end
 
---- is_loopback(host) --> true for localhost, 127.0.0.0/8 and ::1
+-- A decimal octet 0..255 without leading zeros ("010" is octal to some resolvers).
+local function octet(s)
+  return s ~= nil and #s <= 3 and (s == "0" or not find(s, "^0")) and tonumber(s) <= 255
+end
+
+--- is_loopback(host) --> true for localhost, 127.0.0.0/8 (dotted decimal) and ::1.
+-- Every transport sends these directly, never through a proxy from the
+-- environment (the C handle and the curl CLI config check the same set).
 function M.is_loopback(host)
   host = lower(host)
   if host == "localhost" or host == "::1" or host == "[::1]" then return true end
-  local a = match(host, "^127%.(%d+)%.(%d+)%.(%d+)$")
-  return a ~= nil
+  local a, b, c = match(host, "^127%.(%d+)%.(%d+)%.(%d+)$")
+  return octet(a) and octet(b) and octet(c) or false
 end
 
 --- parse_url(url) --> { scheme, host, port, prefix } | nil, reason

@@ -2,7 +2,7 @@
 -- specs (header floods, an HTTP proxy that records who connected). Runs as its own
 -- process, so blocking transports can talk to it:
 --
---   lua spec/support/raw_server.lua PORT RESPONSE_FILE LOG_FILE [LIFETIME_SECONDS]
+--   lua spec/support/raw_server.lua PORT RESPONSE_FILE LOG_FILE [LIFETIME_SECONDS [HOST]]
 --
 -- For every connection: reads the request head (and a Content-Length body), appends
 -- one line "<request line>\t<host header>\t<1 if an Authorization header came>" to
@@ -13,11 +13,11 @@ local socket = require "socket"
 
 local M = {}
 
-local function serve(port, response_file, log_file, lifetime)
+local function serve(port, response_file, log_file, lifetime, host)
   local f = assert(io.open(response_file, "rb"))
   local response = f:read("*a")
   f:close()
-  local server = assert(socket.bind("127.0.0.1", port))
+  local server = assert(socket.bind(host or "127.0.0.1", port))
   server:settimeout(0.2)
   local stop = socket.gettime() + lifetime
   while socket.gettime() < stop do
@@ -47,8 +47,11 @@ local function serve(port, response_file, log_file, lifetime)
   server:close()
 end
 
---- start(response [, lifetime]) --> server { port, url, log() --> array of lines, stop() }
-function M.start(response, lifetime)
+--- start(response [, lifetime [, host]]) --> server { port, url, log() --> array of lines, stop() }
+-- host: a loopback address to listen on (default 127.0.0.1)
+function M.start(response, lifetime, host)
+  host = host or "127.0.0.1"
+  assert(host:match("^127%.%d+%.%d+%.%d+$"), "raw server: loopback addresses only")
   local sys = require "spec.support.sys"
   local dir = sys.temp_dir("cometkey-raw")
   sys.write_file(dir .. "/response", response)
@@ -57,9 +60,16 @@ function M.start(response, lifetime)
   local lua = arg and arg[-1] or "lua"
   local src = debug.getinfo(1, "S").source:match("^@(.*)$")
   local pid = sys.capture(sys.quote(lua) .. " " .. sys.quote(src) .. " " .. port .. " " .. sys.quote(dir .. "/response")
-    .. " " .. sys.quote(dir .. "/log") .. " " .. (lifetime or 60) .. " >/dev/null 2>&1 & echo $!")
-  assert(sys.wait_for(function() return sys.port_answers(port) end, 5, 0.02), "raw server did not start")
-  local s = { port = port, url = "http://127.0.0.1:" .. port, pid = tonumber(pid), dir = dir }
+    .. " " .. sys.quote(dir .. "/log") .. " " .. (lifetime or 60) .. " " .. host .. " >/dev/null 2>&1 & echo $!")
+  local function answers()
+    local c = require("socket").tcp()
+    c:settimeout(0.2)
+    local ok = c:connect(host, port)
+    c:close()
+    return ok
+  end
+  assert(sys.wait_for(answers, 5, 0.02), "raw server did not start")
+  local s = { port = port, url = "http://" .. host .. ":" .. port, pid = tonumber(pid), dir = dir }
   function s.log()
     local out = {}
     for line in (sys.read_file(dir .. "/log") or ""):gmatch("[^\n]+") do out[#out + 1] = line end
@@ -74,7 +84,7 @@ function M.start(response, lifetime)
 end
 
 if arg and arg[0] and arg[0]:match("raw_server%.lua$") and arg[1] then
-  serve(tonumber(arg[1]), arg[2], arg[3], tonumber(arg[4]) or 60)
+  serve(tonumber(arg[1]), arg[2], arg[3], tonumber(arg[4]) or 60, arg[5])
 else
   return M
 end

@@ -86,6 +86,14 @@ local function where_of(req)
   return tostring(req.method) .. " " .. path
 end
 
+-- Is the URL's host one cometkey.options lets go over http:// (localhost, 127.0.0.0/8, ::1)?
+local function loopback(url)
+  local authority = match(url, "^%a[%w+.-]*://([^/?#]*)") or ""
+  if find(authority, "@", 1, true) then return false end
+  local host = match(authority, "^(%[[^%]]*%])") or match(authority, "^([^:]*)")
+  return host ~= nil and require("cometkey.options").is_loopback(host)
+end
+
 -- Builds the config curl reads from stdin. Returns config, inline or nil, problem.
 -- inline: true when the body is inside the config (no fd 3).
 local function build_config(self, req)
@@ -97,7 +105,8 @@ local function build_config(self, req)
     "globoff", "path-as-is",      -- send the URL exactly: no [] globbing, no /../ squashing
     "no-location",                -- never follow a redirect (the token must not travel elsewhere)
     'proto = "=http,https"',
-    'noproxy = "localhost,127.0.0.1,::1"', -- environment proxies, but never for loopback
+    -- environment proxies, but never for loopback: "*" for every host cometkey counts as loopback
+    "noproxy = " .. (loopback(url) and '"*"' or '"localhost,127.0.0.1,::1"'),
     'dump-header = "-"',          -- every header block on stdout, before the body
     "write-out = " .. quote(TRAILER),
     "max-filesize = " .. format("%d", self.max_body),
@@ -133,6 +142,7 @@ local function build_config(self, req)
   lines[#lines + 1] = ""
   return concat(lines, "\n"), inline
 end
+M._build_config = build_config
 
 -- ---------------------------------------------------------------- response
 

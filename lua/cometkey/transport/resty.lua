@@ -267,7 +267,9 @@ local function exchange(conf, bytes, where, scheme, host, port, deadline)
   local verify = conf.verify and scheme == "https"
   local pool = format("cometkey:%s:%s:%d:%s", scheme, host, port, verify and "verify" or "noverify")
   local ok
-  ok, err = sock:connect(host, port, { pool = pool })
+  -- "localhost" is not left to nginx's resolver (a DNS query, which may answer anything):
+  -- cometkey lets it go over http:// as loopback, so it must be loopback.
+  ok, err = sock:connect(lower(host) == "localhost" and "127.0.0.1" or host, port, { pool = pool })
   if not ok then
     local kind, text, retryable = classify(err)
     return failure(where, kind, "connect to " .. host .. ":" .. port .. " failed: " .. text, retryable, false)
