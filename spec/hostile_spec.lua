@@ -462,3 +462,55 @@ describe("a loopback base_url never goes through a proxy from the environment", 
     end
   end)
 end)
+
+-- ------------------------------------------------------------------ item 6: options and bulk raises
+
+describe("option and bulk-item checks", function()
+  for _, url in ipairs {
+    "https://api.example.invalid:1e+23", "https://api.example.invalid:0", "https://api.example.invalid:65536",
+    "https://api.example.invalid:99999999999999999999", "https://api.example.invalid:-443",
+    "https://api.example.invalid:0x1bb", "https://[::1]:70000", "http://127.0.0.1:4.5",
+  } do
+    it("refuses the port in " .. url .. " with a message naming it", function()
+      local ok, err = pcall(cometkey.new, { token = TOKEN, base_url = url })
+      assert.is_false(ok)
+      assert.matches("base_url has an invalid port (an integer from 1 to 65535", err, 1, true)
+    end)
+  end
+
+  for _, case in ipairs {
+    { "https://user:pass@api.example.invalid", "credentials" }, { "https://@api.example.invalid", "credentials" },
+    { "https://api.example.invalid/#frag", "query or fragment" }, { "https://api.example.invalid?x=1", "query or fragment" },
+    { "https://api.example.invalid/p?#", "query or fragment" },
+  } do
+    it("refuses " .. case[1], function()
+      local ok, err = pcall(cometkey.new, { token = TOKEN, base_url = case[1] })
+      assert.is_false(ok)
+      assert.matches(case[2], err, 1, true)
+    end)
+  end
+
+  it("accepts ports 1 and 65535", function()
+    for _, url in ipairs { "https://api.example.invalid:1", "https://api.example.invalid:65535" } do
+      local c = cometkey.new { token = TOKEN, base_url = url }
+      assert.are.equal(url, c.conf.base_url)
+      c:close()
+    end
+  end)
+
+  it("names at most 20 invalid bulk items in the raise, with the count", function()
+    local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", transport = function()
+      error("nothing may be sent")
+    end }
+    local list = {}
+    for i = 1, 100000 do list[i] = { id = i, stauts = 2 } end
+    local ok, err = pcall(c.update_many, c, list)
+    c:close()
+    assert.is_false(ok)
+    assert.matches("100000 invalid item(s): item 1: ", err, 1, true)
+    assert.matches("item 20: ", err, 1, true)
+    assert.is_nil(err:find("item 21: ", 1, true))
+    assert.matches("... and 99980 more", err, 1, true)
+    assert.is_true(#err < 8192, #err .. " bytes")
+  end)
+end)

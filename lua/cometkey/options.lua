@@ -55,9 +55,12 @@ function M.parse_url(url)
   local authority, path = match(rest, "^([^/]*)(.*)$")
   if authority == "" then return nil, "has no host" end
   if find(authority, "@", 1, true) then return nil, "must not contain credentials" end
-  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
-  if not host then host, port = match(authority, "^([%w.-]+):?(%d*)$") end
+  local host, port = match(authority, "^(%[[%x:.]+%]):?([^:]*)$")
+  if not host then host, port = match(authority, "^([%w.-]+):?([^:]*)$") end
   if not host then return nil, "has an invalid host" end
+  if port ~= "" and not (match(port, "^%d+$") and #port <= 5 and tonumber(port) >= 1 and tonumber(port) <= 65535) then
+    return nil, "has an invalid port (an integer from 1 to 65535 after the host)"
+  end
   path = path:gsub("/+$", "")
   if has_control(path) or find(path, "%s") then return nil, "has an invalid path" end
   return { scheme = scheme, host = host, port = port ~= "" and tonumber(port) or nil, prefix = path }
