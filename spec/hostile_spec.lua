@@ -514,3 +514,72 @@ describe("option and bulk-item checks", function()
     assert.is_true(#err < 8192, #err .. " bytes")
   end)
 end)
+
+-- ------------------------------------------------------------------ item 7: child processes and files
+
+describe("the token in child processes and files (bin/cometkey under strace)", function()
+  local sys = require "spec.support.sys"
+  local mock = require "spec.support.mock"
+  local m, dir
+
+  lazy_setup(function()
+    m = mock.start { token = TOKEN }
+    dir = sys.temp_dir("cometkey-strace")
+  end)
+  lazy_teardown(function()
+    if m then m:stop() end
+    sys.remove_dir(dir)
+  end)
+
+  -- Runs the CLI under strace -f; returns its output and every exec (argv + environment)
+  -- and every file opened for writing, as strace printed them.
+  local function traced(env, args)
+    assert(sys.execute("command -v strace >/dev/null 2>&1"), "strace is not installed (tools/deps.sh test)")
+    local log = dir .. "/strace.log"
+    os.remove(log)
+    local out = sys.capture("cd " .. sys.quote(sys.capture("pwd")) .. " && " .. env .. " CK_BUILD="
+      .. sys.quote(os.getenv("CK_BUILD") or "build/5.4") .. " strace -f -qq -v -s 100000 -e trace=execve,openat,creat "
+      .. "-o " .. sys.quote(log) .. " lua5.4 bin/cometkey --base-url " .. m.url .. " " .. args .. " </dev/null 2>&1")
+    local execs, writes = {}, {}
+    for line in (sys.read_file(log) or ""):gmatch("[^\n]+") do
+      if line:find("execve(", 1, true) then execs[#execs + 1] = line end
+      local path, flags = line:match('open[a-z]*%(.-"([^"]*)", ([%u_|]+)')
+      if path and (flags:find("O_WRONLY", 1, true) or flags:find("O_RDWR", 1, true) or flags:find("O_CREAT", 1, true))
+        and not line:find("= %-1") then
+        writes[#writes + 1] = path
+      end
+    end
+    return out, execs, writes
+  end
+
+  it("with --token-file: no exec'd process has it in argv or environment, no file written holds it", function()
+    local file = dir .. "/token"
+    sys.write_file(file, TOKEN .. "\n")
+    sys.execute("chmod 600 " .. sys.quote(file))
+    local out, execs, writes = traced("", "--token-file " .. sys.quote(file) .. " get 1")
+    assert.matches("id", out)
+    assert.is_true(#execs >= 1)
+    for _, e in ipairs(execs) do assert.is_nil(e:find(TOKEN, 1, true), e) end
+    for _, path in ipairs(writes) do
+      local data = sys.read_file(path)
+      assert.is_true(data == nil or not data:find(TOKEN, 1, true), path)
+    end
+  end)
+
+  it("with COMETAPI_ACCESS_TOKEN: never in any argv; in environments only where the caller put it", function()
+    local out, execs = traced("COMETAPI_ACCESS_TOKEN=" .. TOKEN, "get 1")
+    assert.matches("id", out)
+    for _, e in ipairs(execs) do
+      local argv = e:match("^%d+%s+execve%(\"[^\"]*\", (%b[])")
+      assert.is_string(argv, e)
+      assert.is_nil(argv:find(TOKEN, 1, true), e)
+      -- the environment is inherited unchanged: the variable itself, never a copy elsewhere
+      local envs = e:match("%b[]%s*,%s*(%b[])")
+      if envs then
+        local _, copies = envs:gsub(TOKEN:gsub("%p", "%%%0"), "")
+        local _, named = envs:gsub("COMETAPI_ACCESS_TOKEN=" .. TOKEN:gsub("%p", "%%%0"), "")
+        assert.are.equal(named, copies, e)
+      end
+    end
+  end)
+end)
