@@ -232,10 +232,8 @@ static CURLcode easy_configure(ck_client *c, ck_xfer *x)
     return rc;
 }
 
-static int ck_ascii_ieq(const char *a, size_t n, const char *b);
-
 /* 1 when s[0..n) is a decimal octet 0..255 written without leading zeros. */
-static int ck_octet(const char *s, size_t n)
+static int octet(const char *s, size_t n)
 {
     size_t i;
     int v = 0;
@@ -255,7 +253,7 @@ static int ck_octet(const char *s, size_t n)
  * Such a request must never go through a proxy from the environment, which
  * CURLOPT_NOPROXY cannot express for all of 127.0.0.0/8 before libcurl 7.86.
  */
-static int ck_url_is_loopback(const char *url)
+static int url_is_loopback(const char *url)
 {
     const char *p = strstr(url, "://"), *host, *end, *q;
     size_t n, dots = 0;
@@ -282,7 +280,7 @@ static int ck_url_is_loopback(const char *url)
         return 0;
     for (p = host, q = host; q <= end; q++) {
         if (q == end || *q == '.') {
-            if (!ck_octet(p, (size_t)(q - p)))
+            if (!octet(p, (size_t)(q - p)))
                 return 0;
             dots += q < end;
             p = q + 1;
@@ -304,7 +302,7 @@ static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
     rc = curl_easy_setopt(e, CURLOPT_URL, url);
     /* "" disables every proxy (the environment's too); NULL restores the default. */
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(e, CURLOPT_PROXY, ck_url_is_loopback(url) ? "" : (char *)NULL);
+        rc = curl_easy_setopt(e, CURLOPT_PROXY, url_is_loopback(url) ? "" : (char *)NULL);
     /*
      * libcurl replays a request (POST too, body rewound) when a reused
      * connection dies before any answer. A POST creates: sent twice, the
@@ -1189,6 +1187,12 @@ static int push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
 /* Releases what a finished transfer no longer needs (large buffers go back to the system). */
 static void xfer_trim(ck_xfer *x)
 {
+    /* A response body may hold a revealed key: the C copies of both bodies are
+     * zeroed once Lua has its strings (which cometkey cannot wipe). */
+    if (x->resp_body.data != NULL)
+        ck_wipe(x->resp_body.data, x->resp_body.len);
+    if (x->body.data != NULL)
+        ck_wipe(x->body.data, x->body.len);
     buf_reset(&x->resp_body);
     buf_reset(&x->resp_headers);
     buf_reset(&x->body);
