@@ -4,12 +4,16 @@
 -- and the modules are not left in package.loaded.
 local M = {}
 
---- resty() --> the cometkey.transport.resty module, loaded against a fake ngx
+--- resty() --> the cometkey.transport.resty module, loaded against a fake ngx.
+-- ngx.socket.tcp() returns M.next_socket() (set it to a function returning a
+-- fake cosocket, e.g. M.cosocket(bytes)).
+function M.next_socket() error("fake ngx: no sockets") end
+
 function M.resty()
   local saved = rawget(_G, "ngx")
   local clock = 0
   _G.ngx = {
-    socket = { tcp = function() error("fake ngx: no sockets") end },
+    socket = { tcp = function() return M.next_socket() end },
     sleep = function() end, now = function() return clock end, update_time = function() end,
     get_phase = function() return "timer" end, log = function() end, WARN = 4,
   }
@@ -35,9 +39,55 @@ function M.socket(bytes)
     local line = bytes:sub(pos, lf - 1)
     pos = lf + 1
     s.received = s.received + 1
-    if line:sub(-1) == "\r" then line = line:sub(1, -2) end
-    return line
+    return (line:gsub("\r", "")) -- nginx's "*l" ignores every CR
   end
+  return s
+end
+
+--- cosocket(bytes) --> a fake nginx cosocket that connects, accepts what is sent and
+-- answers with `bytes` (receive("*l"), receive(n), receiveany(n)), then "closed"
+function M.cosocket(bytes)
+  local pos = 1
+  local s = { closed = false, kept = false }
+  function s.settimeouts() end
+  function s.connect() return 1 end
+  function s.getreusedtimes() return 0 end
+  function s.sslhandshake() return true end
+  function s.send(_, data)
+    s.sent = type(data) == "table" and table.concat(data) or data
+    return #s.sent
+  end
+  function s.receive(_, pattern)
+    if pos > #bytes then return nil, "closed", "" end
+    if pattern == "*l" then
+      local lf = bytes:find("\n", pos, true)
+      if not lf then
+        local partial = bytes:sub(pos)
+        pos = #bytes + 1
+        return nil, "closed", partial
+      end
+      local line = bytes:sub(pos, lf - 1)
+      pos = lf + 1
+      return (line:gsub("\r", ""))
+    end
+    assert(type(pattern) == "number" and pattern >= 0, "fake cosocket: receive(" .. tostring(pattern) .. ")")
+    if pos + pattern - 1 > #bytes then
+      local partial = bytes:sub(pos)
+      pos = #bytes + 1
+      return nil, "closed", partial
+    end
+    local data = bytes:sub(pos, pos + pattern - 1)
+    pos = pos + pattern
+    return data
+  end
+  function s.receiveany(_, n)
+    if pos > #bytes then return nil, "closed" end
+    local data = bytes:sub(pos, pos + n - 1)
+    pos = pos + #data
+    return data
+  end
+  function s.setkeepalive() s.kept = true; return 1 end
+  function s.close() s.closed = true; return 1 end
   return s
 end
 

@@ -165,7 +165,9 @@ local function read_chunked(sock, deadline, cap, parts, headers, budget)
   while true do
     local line, err = recv(sock, deadline, "*l")
     if not line then return nil, err end
-    local size = tonumber(match(line, "^%s*(%x+)%s*[;]?"), 16)
+    local hex = match(line, "^%s*(%x+)%s*[;]?")
+    if hex and #hex > 8 then return too_large(cap) end -- (caps fit 8 hex digits; more could wrap a 64-bit integer)
+    local size = hex and tonumber(hex, 16)
     if not size then return nil, "malformed chunk size line", "protocol" end
     if size == 0 then return read_headers(sock, deadline, headers, budget) end
     total = total + size
