@@ -210,7 +210,9 @@ describe("a failure that completes after close()", function()
     local transport, pending, calls = pending_transport()
     local c = cometkey.new { token = TOKEN, base_url = "https://api.example.invalid", transport = transport }
     local got
-    c:update({ id = 1, name = "renamed" }, function(err, value, info) got = { err = err, value = value, info = info } end)
+    c:update({ id = 1, name = "renamed" }, function(err, value, info)
+      got = { err = err, value = value, info = info }
+    end)
     c:close()
     assert.is_false(c.conf.secret:wiped()) -- kept for redaction while the call runs
     pending[1](nil, { status = 200, headers = {}, body = '{"success":true,"data":{"id":1,"name":"a","status":1,'
@@ -390,7 +392,7 @@ describe("a loopback base_url never goes through a proxy from the environment", 
   end
 
   -- Runs one client:get(1) in a child process whose environment names the proxy.
-  local function child_get(url, transport)
+  local function child_get(url)
     local script = "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path; package.cpath = "
       .. string.format("%q", build .. "/?.so;") .. " .. package.cpath; "
       .. "local c = require('cometkey').new{ token = " .. string.format("%q", TOKEN) .. ", base_url = "
@@ -480,7 +482,8 @@ describe("option and bulk-item checks", function()
 
   for _, case in ipairs {
     { "https://user:pass@api.example.invalid", "credentials" }, { "https://@api.example.invalid", "credentials" },
-    { "https://api.example.invalid/#frag", "query or fragment" }, { "https://api.example.invalid?x=1", "query or fragment" },
+    { "https://api.example.invalid/#frag", "query or fragment" },
+    { "https://api.example.invalid?x=1", "query or fragment" },
     { "https://api.example.invalid/p?#", "query or fragment" },
   } do
     it("refuses " .. case[1], function()

@@ -4,8 +4,8 @@
 -- interface (libcurl multi), with per-item retries and pacing that halves the
 -- in-flight limit and pauses when the server answers 429. Transports without a
 -- multi interface run the same schedule one request at a time.
-local coroutine, type, pairs, ipairs, tostring, tonumber, error, pcall =
-  coroutine, type, pairs, ipairs, tostring, tonumber, error, pcall
+local coroutine, type, pairs, ipairs, tostring, error, pcall =
+  coroutine, type, pairs, ipairs, tostring, error, pcall
 local min, max, floor = math.min, math.max, math.floor
 local concat, remove = table.concat, table.remove
 

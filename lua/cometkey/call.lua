@@ -124,7 +124,8 @@ function M.perform(client, ctx, op, built)
       and attempt <= conf.retries
     if not retry then return nil, message, info end
     local wait = M.backoff(attempt, info.retry_after)
-    if not (ctx.now() + wait < deadline) then return nil, message, info end -- NaN too
+    local after = ctx.now() + wait
+    if after ~= after or after >= deadline then return nil, message, info end -- NaN: no wait either
     ctx.sleep(wait)
   end
 end

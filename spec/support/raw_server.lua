@@ -24,20 +24,20 @@ local function serve(port, response_file, log_file, lifetime, host)
     local c = server:accept()
     if c then
       c:settimeout(5)
-      local first, host, auth, length = c:receive("*l"), "", 0, 0
+      local first, host_header, auth, length = c:receive("*l"), "", 0, 0
       while first do
         local line = c:receive("*l")
         if not line or line == "" then break end
         local name, value = line:match("^([^:]+):%s*(.-)%s*$")
         name = name and name:lower()
-        if name == "host" then host = value end
+        if name == "host" then host_header = value end
         if name == "authorization" then auth = 1 end
         if name == "content-length" then length = tonumber(value) or 0 end
       end
       if length > 0 then c:receive(length) end
       local log = first and io.open(log_file, "ab")
       if log then
-        log:write(tostring(first), "\t", host, "\t", auth, "\n")
+        log:write(tostring(first), "\t", host_header, "\t", auth, "\n")
         log:close()
       end
       if first then c:send(response) end

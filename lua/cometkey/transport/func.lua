@@ -25,8 +25,9 @@ local function normalize(fn_res, err, req)
       fields, bytes = fields + 1, bytes + #k + #v + 4
       if fields > M.MAX_HEADER_FIELDS or bytes > M.MAX_HEADER_BYTES then
         local path = req and type(req.url) == "string" and req.url:match("^%a[%w+.-]*://[^/?#]*([^?#]*)") or ""
-        return nil, format("cometkey: %s %s: response too large: headers exceed %d bytes or %d fields",
-          tostring(req and req.method), path ~= "" and path or "/", M.MAX_HEADER_BYTES, M.MAX_HEADER_FIELDS), { kind = "too_large", retryable = false, sent = true }
+        return require("cometkey.errors").failure(tostring(req and req.method) .. " " .. (path ~= "" and path or "/"),
+          { kind = "too_large", retryable = false, sent = true,
+            text = format("headers exceed %d bytes or %d fields", M.MAX_HEADER_BYTES, M.MAX_HEADER_FIELDS) })
       end
       headers[k] = v
     end
