@@ -540,9 +540,12 @@ describe("the token in child processes and files (bin/cometkey under strace)", f
     assert(sys.execute("command -v strace >/dev/null 2>&1"), "strace is not installed (tools/deps.sh test)")
     local log = dir .. "/strace.log"
     os.remove(log)
+    -- the tool's interpreter and build, as in cli_spec (CK_CLI_LUA, CK_CLI_BUILD)
+    local cli_lua, cli_build = os.getenv("CK_CLI_LUA") or "lua5.4", os.getenv("CK_CLI_BUILD") or "build/5.4"
     local out = sys.capture("cd " .. sys.quote(sys.capture("pwd")) .. " && " .. env .. " CK_BUILD="
-      .. sys.quote(os.getenv("CK_BUILD") or "build/5.4") .. " strace -f -qq -v -s 100000 -e trace=execve,openat,creat "
-      .. "-o " .. sys.quote(log) .. " lua5.4 bin/cometkey --base-url " .. m.url .. " " .. args .. " </dev/null 2>&1")
+      .. sys.quote(cli_build) .. " strace -f -qq -v -s 100000 -e trace=execve,openat,creat "
+      .. "-o " .. sys.quote(log) .. " " .. cli_lua .. " bin/cometkey --base-url " .. m.url .. " " .. args
+      .. " </dev/null 2>&1")
     local execs, writes = {}, {}
     for line in (sys.read_file(log) or ""):gmatch("[^\n]+") do
       if line:find("execve(", 1, true) then execs[#execs + 1] = line end
