@@ -2,7 +2,7 @@
 -- specs (header floods, an HTTP proxy that records who connected). Runs as its own
 -- process, so blocking transports can talk to it:
 --
---   lua spec/support/raw_server.lua PORT RESPONSE_FILE LOG_FILE [LIFETIME_SECONDS [HOST]]
+--   lua spec/support/raw_server.lua PORT RESPONSE_FILE LOG_FILE [LIFETIME_SECONDS [HOST [DELAY]]]
 --
 -- For every connection: reads the request head (and a Content-Length body), appends
 -- one line "<request line>\t<host header>\t<1 if an Authorization header came>" to
@@ -13,7 +13,7 @@ local socket = require "socket"
 
 local M = {}
 
-local function serve(port, response_file, log_file, lifetime, host)
+local function serve(port, response_file, log_file, lifetime, host, delay)
   local f = assert(io.open(response_file, "rb"))
   local response = f:read("*a")
   f:close()
@@ -40,6 +40,7 @@ local function serve(port, response_file, log_file, lifetime, host)
         log:write(tostring(first), "\t", host_header, "\t", auth, "\n")
         log:close()
       end
+      if first and delay and delay > 0 then socket.sleep(delay) end -- (DELAY: seconds before answering)
       if first then c:send(response) end
       c:close()
     end
@@ -47,9 +48,9 @@ local function serve(port, response_file, log_file, lifetime, host)
   server:close()
 end
 
---- start(response [, lifetime [, host]]) --> server { port, url, log() --> array of lines, stop() }
--- host: a loopback address to listen on (default 127.0.0.1)
-function M.start(response, lifetime, host)
+--- start(response [, lifetime [, host [, delay]]]) --> server { port, url, log() --> array of lines, stop() }
+-- host: a loopback address to listen on (default 127.0.0.1); delay: seconds before each answer
+function M.start(response, lifetime, host, delay)
   host = host or "127.0.0.1"
   assert(host:match("^127%.%d+%.%d+%.%d+$"), "raw server: loopback addresses only")
   local sys = require "spec.support.sys"
@@ -60,7 +61,7 @@ function M.start(response, lifetime, host)
   local lua = arg and arg[-1] or "lua"
   local src = debug.getinfo(1, "S").source:match("^@(.*)$")
   local pid = sys.capture(sys.quote(lua) .. " " .. sys.quote(src) .. " " .. port .. " " .. sys.quote(dir .. "/response")
-    .. " " .. sys.quote(dir .. "/log") .. " " .. (lifetime or 60) .. " " .. host .. " >/dev/null 2>&1 & echo $!")
+    .. " " .. sys.quote(dir .. "/log") .. " " .. (lifetime or 60) .. " " .. host .. " " .. (delay or 0) .. " >/dev/null 2>&1 & echo $!")
   local function answers()
     local c = require("socket").tcp()
     c:settimeout(0.2)
@@ -84,7 +85,7 @@ function M.start(response, lifetime, host)
 end
 
 if arg and arg[0] and arg[0]:match("raw_server%.lua$") and arg[1] then
-  serve(tonumber(arg[1]), arg[2], arg[3], tonumber(arg[4]) or 60, arg[5])
+  serve(tonumber(arg[1]), arg[2], arg[3], tonumber(arg[4]) or 60, arg[5], tonumber(arg[6]))
 else
   return M
 end
