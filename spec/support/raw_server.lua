@@ -48,7 +48,7 @@ local function serve(port, response_file, log_file, lifetime, host, delay)
   server:close()
 end
 
---- start(response [, lifetime [, host [, delay]]]) --> server { port, url, log() --> array of lines, stop() }
+--- start(response [, lifetime [, host [, delay]]]) --> server { port, url, log() --> lines, stop() }
 -- host: a loopback address to listen on (default 127.0.0.1); delay: seconds before each answer
 function M.start(response, lifetime, host, delay)
   host = host or "127.0.0.1"
@@ -61,7 +61,8 @@ function M.start(response, lifetime, host, delay)
   local lua = arg and arg[-1] or "lua"
   local src = debug.getinfo(1, "S").source:match("^@(.*)$")
   local pid = sys.capture(sys.quote(lua) .. " " .. sys.quote(src) .. " " .. port .. " " .. sys.quote(dir .. "/response")
-    .. " " .. sys.quote(dir .. "/log") .. " " .. (lifetime or 60) .. " " .. host .. " " .. (delay or 0) .. " >/dev/null 2>&1 & echo $!")
+    .. " " .. sys.quote(dir .. "/log") .. " " .. (lifetime or 60) .. " " .. host .. " " .. (delay or 0)
+    .. " >/dev/null 2>&1 & echo $!")
   local function answers()
     local c = require("socket").tcp()
     c:settimeout(0.2)
