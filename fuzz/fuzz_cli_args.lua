@@ -24,7 +24,7 @@ if ok_args then
   local commands = require "cometkey.cli.commands"
   local base = require "cometkey.cli.base"
   local order = {}
-  for i, def in ipairs(commands.list) do order[i] = def.name end
+  for i, v in ipairs(commands.list) do order[i] = type(v) == "table" and v.name or v end
   parse = function(argv) return args.parse(argv, commands.by_name, order) end
   is_failure = function(e) return getmetatable(e) == base.Failure and e.code == base.EXIT_USAGE end
   names = order
