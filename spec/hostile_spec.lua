@@ -110,6 +110,14 @@ describe("response header floods", function()
       assert.is_true(took < 0.5, ("%.3f s of CPU"):format(took))
     end)
 
+    it("stops reading an endless header line at the cap (receive(\"*l\") would buffer all of it)", function()
+      local sock = fake.socket("X-Endless: " .. ("e"):rep(8 * 1024 * 1024))
+      local ok, err, kind = resty._read_headers(sock, math.huge, {}, { bytes = 0, fields = 0 })
+      assert.is_nil(ok)
+      assert.are.equal("too_large", kind, err)
+      assert.is_true(sock.consumed() <= resty.MAX_HEADER_BYTES + resty.READ_CHUNK, sock.consumed() .. " bytes read")
+    end)
+
     it("counts bytes over every block of one response (1xx and trailers included)", function()
       local budget = { bytes = 0, fields = 0 }
       for _ = 1, 3 do

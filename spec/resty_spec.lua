@@ -306,6 +306,14 @@ describe("resty transport in nginx #nginx #novalgrind", function()
       assert.is_true(result.seconds < 0.5, result.seconds .. " s")
     end)
 
+    it("stops reading an endless header line at the header cap (too_large, not a buffered 4 MB)", function()
+      local s = raw.start("HTTP/1.1 200 OK\r\nX-Endless: " .. ("e"):rep(4 * 1024 * 1024), 30)
+      local result = get_json(app.port, "/raw?id=1&port=" .. s.port)
+      s.stop()
+      assert.is_false(result.ok)
+      assert.are.equal("too_large", result.kind, result.message)
+    end)
+
     it("reads a 200 KB run of blanks in a header value in linear time", function()
       local s = raw.start(reply(200, "X-Sp: a" .. (" "):rep(200000) .. "b\r\n",
         '{"success":true,"data":{"id":1,"name":"n","status":1}}'), 30)

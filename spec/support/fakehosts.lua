@@ -25,25 +25,6 @@ function M.resty()
   return mod
 end
 
---- socket(chunks) --> a fake cosocket whose receive("*l") hands out lines of the given
--- bytes (LF-terminated, the CR before LF dropped, as nginx does), then "closed"
-function M.socket(bytes)
-  local pos = 1
-  local s = { received = 0 }
-  function s.settimeouts() end
-  function s.receive(_, pattern)
-    if pattern ~= "*l" then error("fake socket: only *l") end
-    if pos > #bytes then return nil, "closed" end
-    local lf = bytes:find("\n", pos, true)
-    if not lf then return nil, "closed", bytes:sub(pos) end
-    local line = bytes:sub(pos, lf - 1)
-    pos = lf + 1
-    s.received = s.received + 1
-    return (line:gsub("\r", "")) -- nginx's "*l" ignores every CR
-  end
-  return s
-end
-
 --- cosocket(bytes) --> a fake nginx cosocket that connects, accepts what is sent and
 -- answers with `bytes` (receive("*l"), receive(n), receiveany(n)), then "closed"
 function M.cosocket(bytes)
@@ -86,10 +67,42 @@ function M.cosocket(bytes)
     pos = pos + #data
     return data
   end
+  -- receiveuntil("\n"): iterator(size) gives the line in pieces of at most size bytes,
+  -- then nil, nil once the LF is passed (nginx's semantics with a size argument).
+  function s.receiveuntil(_, pattern)
+    assert(pattern == "\n", "fake cosocket: receiveuntil(\"\\n\") only")
+    local done = false
+    return function(size)
+      if done then
+        done = false
+        return nil, nil
+      end
+      if pos > #bytes then return nil, "closed", "" end
+      local lf = bytes:find("\n", pos, true)
+      local stop = lf and lf - 1 or #bytes
+      if size and stop - pos + 1 > size then
+        local data = bytes:sub(pos, pos + size - 1)
+        pos = pos + size
+        return data
+      end
+      if not lf then
+        local partial = bytes:sub(pos)
+        pos = #bytes + 1
+        return nil, "closed", partial
+      end
+      local data = bytes:sub(pos, lf - 1)
+      pos = lf + 1
+      done = true
+      return data
+    end
+  end
+  function s.consumed() return pos - 1 end
   function s.setkeepalive() s.kept = true; return 1 end
   function s.close() s.closed = true; return 1 end
   return s
 end
+
+M.socket = M.cosocket -- (the header reader's tests use the same fake)
 
 --- nvim() --> the cometkey.transport.nvim module, loaded against a fake vim
 function M.nvim()

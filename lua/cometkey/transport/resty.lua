@@ -12,8 +12,8 @@ local errors = require "cometkey.errors"
 
 local pairs, tostring, tonumber, setmetatable = pairs, tostring, tonumber, setmetatable
 local max, min, floor = math.max, math.min, math.floor
-local find, match, sub, lower, format, byte = string.find, string.match, string.sub, string.lower, string.format,
-  string.byte
+local find, match, sub, lower, format, byte, gsub = string.find, string.match, string.sub, string.lower,
+  string.format, string.byte, string.gsub
 local concat = table.concat
 
 local M = {}
@@ -98,6 +98,44 @@ local function recv(sock, deadline, pattern)
   return sock:receive(pattern)
 end
 
+-- One line (LF-terminated; every CR dropped, as receive("*l") does) of at most
+-- limit bytes: line | nil, err, kind. receive("*l") has no length limit, so a
+-- server sending an endless line would grow the worker's memory until the
+-- timeout; a receiveuntil reader hands the line over in pieces and stops early.
+local readers = setmetatable({}, { __mode = "k" }) -- cosocket -> its "\n" reader
+local function recv_line(sock, deadline, limit, what)
+  local reader = readers[sock]
+  if not reader then
+    reader = sock:receiveuntil("\n")
+    readers[sock] = reader
+  end
+  local parts, n, got = {}, 0, 0
+  while true do
+    update_time()
+    local left = floor((deadline - ngx_now()) * 1000)
+    if left <= 0 then return nil, "timeout" end
+    sock:settimeouts(left, left, left)
+    local data, err = reader(M.READ_CHUNK)
+    if not data then
+      if err then return nil, err end
+      break -- the LF was reached
+    end
+    got = got + #data
+    if got > limit then
+      return nil, what or format("headers exceed %d bytes or %d fields", M.MAX_HEADER_BYTES, M.MAX_HEADER_FIELDS),
+        what and "protocol" or "too_large"
+    end
+    n = n + 1
+    parts[n] = data
+  end
+  local line = n == 1 and parts[1] or concat(parts)
+  if find(line, "\r", 1, true) then line = gsub(line, "\r", "") end
+  return line
+end
+M._recv_line = recv_line
+
+M.MAX_CHUNK_LINE = 4096 -- bytes of a chunk-size line (extensions included)
+
 -- One header field line -> lower-case name, value (blanks around the value cut
 -- with a byte loop: a pattern such as "(.-)%s*$" backtracks quadratically over a
 -- long run of blanks), or nil when the line is not a field.
@@ -123,8 +161,8 @@ M._split_field = split_field
 local function read_headers(sock, deadline, headers, budget)
   local repeated
   while true do
-    local line, err = recv(sock, deadline, "*l")
-    if not line then return nil, err end
+    local line, err, kind = recv_line(sock, deadline, M.MAX_HEADER_BYTES - budget.bytes)
+    if not line then return nil, err, kind end
     if line == "" then break end
     budget.bytes = budget.bytes + #line + 2
     budget.fields = budget.fields + 1
@@ -163,8 +201,8 @@ end
 local function read_chunked(sock, deadline, cap, parts, headers, budget)
   local total, n = 0, 0
   while true do
-    local line, err = recv(sock, deadline, "*l")
-    if not line then return nil, err end
+    local line, err, kind = recv_line(sock, deadline, M.MAX_CHUNK_LINE, "chunk size line too long")
+    if not line then return nil, err, kind end
     local hex = match(line, "^%s*(%x+)%s*[;]?")
     if hex and #hex > 8 then return too_large(cap) end -- (caps fit 8 hex digits; more could wrap a 64-bit integer)
     local size = hex and tonumber(hex, 16)
@@ -177,8 +215,8 @@ local function read_chunked(sock, deadline, cap, parts, headers, budget)
     if not data then return nil, err end
     n = n + 1
     parts[n] = data
-    line, err = recv(sock, deadline, "*l")
-    if not line then return nil, err end
+    line, err, kind = recv_line(sock, deadline, M.MAX_CHUNK_LINE, "malformed chunk (no CRLF after the data)")
+    if not line then return nil, err, kind end
     if line ~= "" then return nil, "malformed chunk (no CRLF after the data)", "protocol" end
   end
 end
@@ -305,13 +343,13 @@ local function exchange(conf, bytes, where, scheme, host, port, deadline)
   local budget = { bytes = 0, fields = 0 }
   repeat
     local line
-    line, err = recv(sock, deadline, "*l")
+    line, err, kind = recv_line(sock, deadline, M.MAX_HEADER_BYTES - budget.bytes)
     if not line then
       if reused and status == nil and (err == "closed" or find(tostring(err), "reset", 1, true)) then
         sock:close()
         return nil, nil, nil, true
       end
-      return read_failure(sock, where, "reading the status line", err)
+      return read_failure(sock, where, "reading the status line", err, kind)
     end
     budget.bytes = budget.bytes + #line + 2
     version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
