@@ -112,7 +112,7 @@ asan:
 	@mkdir -p $(LOGS)
 	@sh tools/asan-specs.sh | tee $(LOGS)/asan.log
 
-fuzz: deps-fuzz
+fuzz: deps-fuzz build-5.4
 	@mkdir -p $(LOGS)
 	sh tools/fuzz.sh $(FUZZ_SECONDS) | tee $(LOGS)/fuzz.log
 

@@ -30,6 +30,7 @@ build = {
     ["cometkey.options"] = "lua/cometkey/options.lua",
     ["cometkey.client"] = "lua/cometkey/client.lua",
     ["cometkey.call"] = "lua/cometkey/call.lua",
+    ["cometkey.retry_after"] = "lua/cometkey/retry_after.lua",
     ["cometkey.plan"] = "lua/cometkey/plan.lua",
     ["cometkey.bulk"] = "lua/cometkey/bulk.lua",
     ["cometkey.cli.values"] = "lua/cometkey/cli/values.lua",

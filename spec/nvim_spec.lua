@@ -149,6 +149,13 @@ describe("Neovim transport (nvim --headless, async on the editor's loop)", funct
     end
   end)
 
+  it("never puts the token in curl's environment or in a file curl has open", function()
+    local seen = step("update") and result.processes
+    assert.is_true(seen.environs >= 1, "no curl environment was read")
+    assert.is_false(seen.token_in_environ)
+    assert.same({}, seen.files) -- pipes and sockets only: no temporary file, no file under /tmp
+  end)
+
   it("reports a missing key through the callback's err and info", function()
     local rec = step("not_found")
     assert.equal(1, rec.calls)

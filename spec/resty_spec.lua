@@ -278,6 +278,53 @@ describe("resty transport in nginx #nginx #novalgrind", function()
     assert.matches("exit=0%s*$", out)
   end)
 
+  describe("hostile answers (issue #15)", function()
+    local raw = require "spec.support.raw_server"
+    local function reply(status, headers, body)
+      return "HTTP/1.1 " .. status .. " X\r\nContent-Type: application/json\r\n" .. headers
+        .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
+    end
+
+    it("redacts a failure that completes after another light thread closed the client", function()
+      local echo = '{"error":{"message":"Authorization: ' .. mock.token .. '","type":"x"}}'
+      local s = raw.start(reply(500, "X-Echo: " .. mock.token .. "\r\n", echo), 30, nil, 0.5)
+      local result = get_json(app.port, "/raw?id=1&port=" .. s.port .. "&close_after=0.1")
+      s.stop()
+      assert.is_false(result.ok)
+      assert.is_string(result.message)
+      assert.is_nil(result.message:find(mock.token, 1, true), result.message)
+      for k, v in pairs(result.info_strings) do assert.is_nil(v:find(mock.token, 1, true), k) end
+      assert.matches("<redacted>", result.message, 1, true) -- still redacted, not withheld: the call held the token
+      assert.is_true(result.wiped) -- and the last call wiped it
+    end)
+
+    it("refuses 100 000 repeated header fields with too_large without blocking the worker", function()
+      local s = raw.start(reply(200, ("X-A: v\r\n"):rep(100000), '{"success":true,"data":{"id":1}}'), 30)
+      local result = get_json(app.port, "/raw?id=1&port=" .. s.port)
+      s.stop()
+      assert.is_false(result.ok)
+      assert.are.equal("too_large", result.kind)
+      assert.is_true(result.seconds < 0.5, result.seconds .. " s")
+    end)
+
+    it("stops reading an endless header line at the header cap (too_large, not a buffered 4 MB)", function()
+      local s = raw.start("HTTP/1.1 200 OK\r\nX-Endless: " .. ("e"):rep(4 * 1024 * 1024), 30)
+      local result = get_json(app.port, "/raw?id=1&port=" .. s.port)
+      s.stop()
+      assert.is_false(result.ok)
+      assert.are.equal("too_large", result.kind, result.message)
+    end)
+
+    it("reads a 200 KB run of blanks in a header value in linear time", function()
+      local s = raw.start(reply(200, "X-Sp: a" .. (" "):rep(200000) .. "b\r\n",
+        '{"success":true,"data":{"id":1,"name":"n","status":1}}'), 30)
+      local result = get_json(app.port, "/raw?id=1&port=" .. s.port)
+      s.stop()
+      assert.is_true(result.ok, result.message)
+      assert.is_true(result.seconds < 0.5, result.seconds .. " s")
+    end)
+  end)
+
   it("checks an allowlist in access_by_lua", function()
     local status, body = get(app.port, "/allow-inside")
     assert.are.equal(200, status)

@@ -25,14 +25,15 @@
 #define CK_DEFAULT_TIMEOUT_MS 30000L
 #define CK_DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define CK_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
-#define CK_MAX_BODY_LIMIT 2147483648.0      /* bytes; max_body may not exceed 2 GiB */
-#define CK_MAX_TIMEOUT_SECONDS 2147483.0    /* the timeout in ms fits a 32-bit long */
-#define CK_MAX_HEADER_BYTES (1024u * 1024u) /* response header block cap */
-#define CK_MAX_POOL 256                     /* easy handles the multi pool may hold */
-#define CK_SHRINK_ABOVE (256u * 1024u)      /* buffers larger than this are freed per request */
-#define CK_MIN_REDACT_LEN 4                 /* header values this long are kept out of messages */
-#define CK_STACK_NEEDED 40                  /* Lua stack slots perform and multi_wait may use */
-#define CK_SHORT_NAME 64                    /* header names lowered in a stack buffer */
+#define CK_MAX_BODY_LIMIT 2147483648.0     /* bytes; max_body may not exceed 2 GiB */
+#define CK_MAX_TIMEOUT_SECONDS 2147483.0   /* the timeout in ms fits a 32-bit long */
+#define CK_MAX_HEADER_BYTES (256u * 1024u) /* response header cap (all blocks, 1xx included) */
+#define CK_MAX_HEADER_FIELDS 500u          /* response header fields cap (all blocks) */
+#define CK_MAX_POOL 256                    /* easy handles the multi pool may hold */
+#define CK_SHRINK_ABOVE (256u * 1024u)     /* buffers larger than this are freed per request */
+#define CK_MIN_REDACT_LEN 4                /* header values this long are kept out of messages */
+#define CK_STACK_NEEDED 40                 /* Lua stack slots perform and multi_wait may use */
+#define CK_SHORT_NAME 64                   /* header names lowered in a stack buffer */
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -120,6 +121,8 @@ typedef struct ck_xfer {
     ck_buf line;  /* scratch: one header line being made or compared */
     ck_buf resp_body;
     ck_buf resp_headers;
+    size_t header_bytes;  /* response header bytes seen, every block counted */
+    size_t header_fields; /* response header fields seen, every block counted */
     size_t max_body;
     int too_large;         /* the body cap was hit */
     int headers_too_large; /* the header cap was hit */
@@ -170,13 +173,17 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *userdata)
 {
     ck_xfer *x = (ck_xfer *)userdata;
     size_t n = size * nitems;
-    /* A new status line (after 100 Continue, say) starts a new header block. */
-    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
-        x->resp_headers.len = 0;
-    if (n > CK_MAX_HEADER_BYTES - x->resp_headers.len) {
+    int status_line = n >= 5 && memcmp(p, "HTTP/", 5) == 0;
+    /* Caps on the whole response (a flood of 1xx blocks counts too): bytes and fields. */
+    if (n > CK_MAX_HEADER_BYTES - x->header_bytes ||
+        (!status_line && n > 2 && ++x->header_fields > CK_MAX_HEADER_FIELDS)) {
         x->headers_too_large = 1;
         return 0;
     }
+    x->header_bytes += n;
+    /* A new status line (after 100 Continue, say) starts a new header block. */
+    if (status_line)
+        x->resp_headers.len = 0;
     if (!buf_append(&x->resp_headers, p, n)) {
         x->out_of_memory = 1;
         return 0;
@@ -226,6 +233,63 @@ static CURLcode easy_configure(ck_client *c, ck_xfer *x)
     return rc;
 }
 
+/* 1 when s[0..n) is a decimal octet 0..255 written without leading zeros. */
+static int octet(const char *s, size_t n)
+{
+    size_t i;
+    int v = 0;
+    if (n == 0 || n > 3 || (n > 1 && s[0] == '0'))
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= 255;
+}
+
+/*
+ * 1 when the URL's host is one cometkey.options treats as loopback (and so
+ * lets go over http://): localhost, [::1] or 127.a.b.c with decimal octets.
+ * Such a request must never go through a proxy from the environment, which
+ * CURLOPT_NOPROXY cannot express for all of 127.0.0.0/8 before libcurl 7.86.
+ */
+static int url_is_loopback(const char *url)
+{
+    const char *p = strstr(url, "://"), *host, *end, *q;
+    size_t n, dots = 0;
+    if (p == NULL)
+        return 0;
+    host = p + 3;
+    for (end = host; *end != '\0' && *end != '/' && *end != '?' && *end != '#'; end++)
+        ;
+    for (q = host; q < end; q++) {
+        if (*q == '@')
+            return 0; /* credentials are refused anyway */
+    }
+    if (*host == '[') {
+        q = (const char *)memchr(host, ']', (size_t)(end - host));
+        return q != NULL && q - host == 4 && memcmp(host, "[::1]", 5) == 0;
+    }
+    q = (const char *)memchr(host, ':', (size_t)(end - host));
+    if (q != NULL)
+        end = q;
+    n = (size_t)(end - host);
+    if (n == 9 && ck_ascii_ieq(host, 9, "localhost"))
+        return 1;
+    if (n < 7 || memcmp(host, "127.", 4) != 0)
+        return 0;
+    for (p = host, q = host; q <= end; q++) {
+        if (q == end || *q == '.') {
+            if (!octet(p, (size_t)(q - p)))
+                return 0;
+            dots += q < end;
+            p = q + 1;
+        }
+    }
+    return dots == 3;
+}
+
 /* Options that change per request; everything else stays as configured. */
 static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
 {
@@ -233,9 +297,13 @@ static CURLcode easy_prepare(ck_xfer *x, const char *url, long timeout_ms)
     CURLcode rc;
     x->errbuf[0] = '\0';
     x->too_large = x->headers_too_large = x->out_of_memory = 0;
+    x->header_bytes = x->header_fields = 0;
     buf_reset(&x->resp_body);
     buf_reset(&x->resp_headers);
     rc = curl_easy_setopt(e, CURLOPT_URL, url);
+    /* "" disables every proxy (the environment's too); NULL restores the default. */
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_PROXY, url_is_loopback(url) ? "" : (char *)NULL);
     /*
      * libcurl replays a request (POST too, body rewound) when a reused
      * connection dies before any answer. A create (or a batch delete) sent
@@ -940,14 +1008,21 @@ static void error_text(ck_client *c, ck_xfer *x, CURLcode code, char *out, size_
     }
 }
 
-/* Pushes the response's header fields as { lower-case name = value }, one pass. */
+/*
+ * Pushes the response's header fields as { lower-case name = value }, in linear
+ * time: a repeated field's values are collected in an array (a second table,
+ * made on the first repeat) and joined with ", " once at the end (RFC 9110
+ * field combining), never by concatenating the growing value again and again.
+ */
 static void push_headers(lua_State *L, const char *p, size_t n)
 {
     const char *end = p + n;
+    int t, multi = 0;
     lua_createtable(L, 0, 8);
+    t = lua_gettop(L);
     while (p < end) {
         const char *eol = (const char *)memchr(p, '\n', (size_t)(end - p));
-        const char *line = p, *stop = eol != NULL ? eol : end, *colon, *v, *vend;
+        const char *line = p, *stop = eol != NULL ? eol : end, *colon, *v;
         p = eol != NULL ? eol + 1 : end;
         while (stop > line && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
             stop--;
@@ -978,20 +1053,83 @@ static void push_headers(lua_State *L, const char *p, size_t n)
         }
         for (v = colon + 1; v < stop && (*v == ' ' || *v == '\t'); v++)
             ;
-        vend = stop;
+        /* stack: ..., t, [multi], name */
         lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
+        lua_rawget(L, t);
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
-            lua_pushlstring(L, v, (size_t)(vend - v));
-        } else {
-            /* A repeated field: the values joined with ", " (RFC 9110 field combining). */
-            lua_pushliteral(L, ", ");
-            lua_pushlstring(L, v, (size_t)(vend - v));
-            lua_concat(L, 3);
+            lua_pushlstring(L, v, (size_t)(stop - v));
+            lua_rawset(L, t);
+            continue;
         }
-        lua_rawset(L, -3);
+        /* A repeat: append to name's array in multi (made with the first value). */
+        if (multi == 0) {
+            lua_newtable(L);
+            lua_replace(L, -2); /* ..., t, name, multi */
+            lua_insert(L, -2);  /* ..., t, multi, name */
+            multi = t + 1;
+            lua_pushnil(L); /* stands for "no array yet" */
+        } else {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, multi);
+        }
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_createtable(L, 4, 0);
+            lua_pushvalue(L, -2);
+            lua_rawget(L, t); /* the first value */
+            lua_rawseti(L, -2, 1);
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, multi); /* multi[name] = array */
+        }
+        /* ..., name, array */
+        lua_pushlstring(L, v, (size_t)(stop - v));
+        lua_rawseti(L, -2, (int)ck_rawlen(L, -2) + 1);
+        lua_pop(L, 2);
     }
+    if (multi != 0) {
+        /* t[name] = table.concat(array, ", ") for every repeated name */
+        lua_pushnil(L);
+        while (lua_next(L, multi) != 0) {
+            luaL_Buffer b;
+            int i, count = (int)ck_rawlen(L, -1), arr = lua_gettop(L);
+            lua_pushvalue(L, -2); /* the name, for rawset below */
+            luaL_buffinit(L, &b);
+            for (i = 1; i <= count; i++) {
+                if (i > 1)
+                    luaL_addlstring(&b, ", ", 2);
+                lua_rawgeti(L, arr, i);
+                luaL_addvalue(&b);
+            }
+            luaL_pushresult(&b);
+            lua_rawset(L, t);
+            lua_pop(L, 1); /* the array; the name stays for lua_next */
+        }
+        lua_pop(L, 1); /* multi */
+    }
+}
+
+/*
+ * libcurl's own refusal of oversized response headers: CURLE_TOO_LARGE from
+ * 8.6.0; before that a header line over CURL_MAX_HTTP_HEADER (100 KiB) fails
+ * with CURLE_OUT_OF_MEMORY and no error text, and a header block over its
+ * total limit with "Too large response headers" (CURLE_RECV_ERROR). Any of
+ * them before a body byte arrived is a too_large response, not a network error.
+ */
+static int libcurl_header_refusal(const ck_xfer *x, CURLcode code)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (code == CURLE_TOO_LARGE)
+        return 1;
+#endif
+    if (x->resp_body.len > 0 || x->out_of_memory)
+        return 0;
+    if (code == CURLE_OUT_OF_MEMORY && x->errbuf[0] == '\0')
+        return 1;
+    return strstr(x->errbuf, "Too large response header") != NULL ||
+           strstr(x->errbuf, "giant realloc for header") != NULL;
 }
 
 /*
@@ -1029,9 +1167,12 @@ static int push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
         lua_pop(L, 1);
         return 1;
     }
-    too_large = x->too_large || x->headers_too_large;
+    too_large = x->too_large || x->headers_too_large || libcurl_header_refusal(x, code);
     if (x->headers_too_large)
-        snprintf(text, sizeof text, "headers exceed %u bytes", (unsigned)CK_MAX_HEADER_BYTES);
+        snprintf(text, sizeof text, "headers exceed %u bytes or %u fields",
+                 (unsigned)CK_MAX_HEADER_BYTES, (unsigned)CK_MAX_HEADER_FIELDS);
+    else if (too_large && !x->too_large)
+        snprintf(text, sizeof text, "a header line is longer than libcurl accepts");
     else if (too_large || code == CURLE_FILESIZE_EXCEEDED)
         snprintf(text, sizeof text, "body exceeds max_body (%lu bytes)",
                  (unsigned long)x->max_body);
@@ -1061,6 +1202,12 @@ static int push_outcome(lua_State *L, ck_client *c, ck_xfer *x, CURLcode code)
 /* Releases what a finished transfer no longer needs (large buffers go back to the system). */
 static void xfer_trim(ck_xfer *x)
 {
+    /* A response body may hold a revealed key: the C copies of both bodies are
+     * zeroed once Lua has its strings (which cometkey cannot wipe). */
+    if (x->resp_body.data != NULL)
+        ck_wipe(x->resp_body.data, x->resp_body.len);
+    if (x->body.data != NULL)
+        ck_wipe(x->body.data, x->body.len);
     buf_reset(&x->resp_body);
     buf_reset(&x->resp_headers);
     buf_reset(&x->body);

@@ -109,6 +109,13 @@ static int l_secret_redact(lua_State *L)
     return 1;
 }
 
+/* secret:wiped() -> true once the token is gone (redact can no longer find it). */
+static int l_secret_wiped(lua_State *L)
+{
+    lua_pushboolean(L, ck_secret_check(L, 1)->value == NULL);
+    return 1;
+}
+
 static int l_secret_close(lua_State *L)
 {
     ck_secret_wipe(ck_secret_check(L, 1));
@@ -127,6 +134,7 @@ void ck_secret_register(lua_State *L)
     static const luaL_Reg methods[] = {{"reveal", l_secret_reveal},
                                        {"redact", l_secret_redact},
                                        {"wipe", l_secret_close},
+                                       {"wiped", l_secret_wiped},
                                        {NULL, NULL}};
     if (luaL_newmetatable(L, CK_SECRET_MT)) {
         lua_newtable(L);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# tools/fuzz.sh - builds every libFuzzer target fuzz/fuzz_<name>.c with clang
+# tools/fuzz.sh - runs every Lua fuzz loop fuzz/fuzz_<name>.lua (lua5.4, needs
+# `make build-5.4` for the CLI target) and builds every libFuzzer target fuzz/fuzz_<name>.c with clang
 # (-fsanitize=fuzzer,address,undefined) into build/fuzz/ and runs each for
 # SECONDS on a scratch corpus (build/fuzz/corpus-<name>, seeded from
 # fuzz/corpus/<name>; nothing is written into the repository). Fails on any
@@ -43,12 +44,25 @@ libs_of() {
 
 if [ $# -eq 0 ]; then
     # shellcheck disable=SC2046
-    set -- $(for f in fuzz/fuzz_*.c; do basename "$f" .c | sed 's/^fuzz_//'; done)
+    set -- $(for f in fuzz/fuzz_*.c fuzz/fuzz_*.lua; do basename "$f" | sed 's/^fuzz_//; s/\.[a-z]*$//'; done)
 fi
 
 mkdir -p "$out"
 failed=""
 for name in "$@"; do
+    # Lua targets (code libFuzzer cannot drive): a deterministic-seeded, bounded loop.
+    if [ -f "fuzz/fuzz_$name.lua" ]; then
+        log=$out/fuzz_$name.log
+        echo "== fuzz_$name: ${seconds}s, Lua loop (log $log)"
+        if CK_BUILD=${CK_BUILD:-build/5.4} lua5.4 "fuzz/fuzz_$name.lua" "$seconds" >"$log" 2>&1; then
+            tail -n 1 "$log"
+        else
+            tail -n 20 "$log" >&2
+            echo "fuzz_$name: FAILED" >&2
+            failed="$failed $name"
+        fi
+        continue
+    fi
     src=fuzz/fuzz_$name.c
     bin=$out/fuzz_$name
     [ -f "$src" ] || { echo "fuzz: no target $src" >&2; exit 2; }

@@ -4,14 +4,15 @@
 -- interface (libcurl multi), with per-item retries and pacing that halves the
 -- in-flight limit and pauses when the server answers 429. Transports without a
 -- multi interface run the same schedule one request at a time.
-local coroutine, type, pairs, ipairs, tostring, tonumber, error, pcall =
-  coroutine, type, pairs, ipairs, tostring, tonumber, error, pcall
+local coroutine, type, pairs, ipairs, tostring, error, pcall =
+  coroutine, type, pairs, ipairs, tostring, error, pcall
 local min, max, floor = math.min, math.max, math.floor
 local concat, remove = table.concat, table.remove
 
 local M = {}
 
 M.DEFAULT_CONCURRENCY = 8
+M.MAX_PROBLEMS = 20 -- invalid items named in update_many's raise (the count is always given)
 
 local OPTS = { concurrency = true, on_progress = true, replace = true, dry_run = true }
 
@@ -19,18 +20,24 @@ local function raise(message, level) error("cometkey.update_many: " .. message, 
 
 -- Validates every item; one raise lists all the bad ones.
 local function prepare(client, list, opts, level)
-  local fns, bad = {}, {}
+  local fns, bad, nbad = {}, {}, 0
   local item_opts = { replace = opts.replace, dry_run = opts.dry_run }
   for i = 1, #list do
     local ok, fn = pcall(client._update_fn, client, list[i], item_opts, 1)
     if ok then
       fns[i] = fn
     else
-      local message = tostring(fn):gsub("^.-cometkey%.update: ", "")
-      bad[#bad + 1] = "item " .. i .. ": " .. message
+      nbad = nbad + 1
+      if nbad <= M.MAX_PROBLEMS then -- the raise lists the first few, not 10^6 of them
+        local message = tostring(fn):gsub("^.-cometkey%.update: ", "")
+        bad[nbad] = "item " .. i .. ": " .. message
+      end
     end
   end
-  if #bad > 0 then raise(#bad .. " invalid item(s): " .. concat(bad, "; "), level + 1) end
+  if nbad > 0 then
+    raise(nbad .. " invalid item(s): " .. concat(bad, "; ")
+      .. (nbad > M.MAX_PROBLEMS and ("; ... and " .. (nbad - M.MAX_PROBLEMS) .. " more") or ""), level + 1)
+  end
   return fns
 end
 
@@ -103,7 +110,7 @@ function M.run(client, list, opts, level)
     inflight = inflight - 1
     if res and res.status == 429 then
       limit = max(1, floor(limit / 2))
-      local ra = tonumber(res.headers and res.headers["retry-after"])
+      local ra = require("cometkey.retry_after").parse(res.headers and res.headers["retry-after"])
       pause_until = max(pause_until, now() + (ra or 1))
       streak = 0
     elseif res then

@@ -5,6 +5,7 @@
 -- whose I/O the transport completes on the host's loop.
 local core = require "cometkey.core"
 local errors = require "cometkey.errors"
+local retry_after_lib = require "cometkey.retry_after"
 
 local coroutine, type, tostring, select, pairs = coroutine, type, tostring, select, pairs
 local min, max, random, floor = math.min, math.max, math.random, math.floor
@@ -13,15 +14,19 @@ local format = string.format
 local M = {}
 
 M.BACKOFF_BASE = 0.25 -- seconds before the first retry (doubled per attempt, full jitter)
-M.BACKOFF_CAP = 8     -- no single wait is longer than this, Retry-After included
+M.BACKOFF_CAP = 8     -- no backoff wait is longer than this (a Retry-After may be, up to the deadline)
 
 -- Operations that may be repeated safely once sent (the server applies them the same
 -- way twice, or only reads): the idempotent flag of each row of the endpoint table.
 local endpoints = core.endpoints
 
 --- backoff(attempt, retry_after) --> seconds to wait before the next attempt
+-- retry_after: seconds from cometkey.retry_after.parse (an integer 0..MAX), honoured
+-- in full; perform() does not wait at all when it would end past the deadline.
 function M.backoff(attempt, retry_after)
-  if retry_after then return min(max(retry_after, 0), M.BACKOFF_CAP) end
+  if type(retry_after) == "number" and retry_after >= 0 and retry_after <= retry_after_lib.MAX then
+    return retry_after
+  end
   local ceiling = min(M.BACKOFF_BASE * 2 ^ (attempt - 1), M.BACKOFF_CAP)
   return ceiling / 2 + random() * ceiling / 2
 end
@@ -30,11 +35,24 @@ local function target(built)
   return built.method .. " " .. built.path .. (built.query and ("?" .. built.query) or "")
 end
 
---- redact(secret, message, info) --> message
+--- redact(secret, message, info [, where]) --> message
 -- A server or proxy may echo the Authorization header back (error pages,
 -- debugging proxies): the token is cut out of a failure's message and of every
 -- string in its info table, in C (secret:redact), before anyone sees them.
-function M.redact(secret, message, info)
+-- Once the token is wiped (the client was closed and its last request has
+-- ended, or a finalizer ran) it can no longer be searched for, so no server
+-- text is delivered at all: the message says what failed and that the rest
+-- was withheld, and info keeps only its non-string facts and its kind.
+function M.redact(secret, message, info, where)
+  if secret:wiped() then
+    if type(info) == "table" then
+      for k, v in pairs(info) do
+        if type(v) == "string" and k ~= "kind" then info[k] = nil end
+      end
+    end
+    return errors.message(where or "request", tostring(type(info) == "table" and info.kind or "failed")
+      .. " (details withheld: the client was closed)")
+  end
   if type(info) == "table" then
     for k, v in pairs(info) do
       if type(v) == "string" then info[k] = secret:redact(v) end
@@ -43,6 +61,20 @@ function M.redact(secret, message, info)
   return secret:redact(message)
 end
 
+-- In-flight accounting: close() wipes the token only when no call of the client
+-- is running, and the last call to end wipes it for a closed client, so every
+-- failure that arrives after close() is still redacted.
+local function hold(client)
+  client.busy = (client.busy or 0) + 1
+end
+
+local function release(client)
+  local n = (client.busy or 1) - 1
+  client.busy = n
+  if n <= 0 and client.closed then client.conf.secret:wipe() end
+end
+M.hold, M.release = hold, release
+
 --- perform(client, ctx, op, built) --> value | nil, message, info
 -- built: core.request's table. ctx: { request(req), sleep(s), now() }.
 function M.perform(client, ctx, op, built)
@@ -50,9 +82,6 @@ function M.perform(client, ctx, op, built)
   local method, path, query = built.method, built.path, built.query
   local url = query and (conf.base_url .. path .. "?" .. query) or (conf.base_url .. path)
   local headers = built.headers
-  if client.transport.needs_token then
-    headers.Authorization = conf.secret:reveal()
-  end
   local idempotent = endpoints[op].idempotent
   local req = { method = method, url = url, headers = headers, body = built.body, timeout = 0,
     idempotent = idempotent }
@@ -62,6 +91,13 @@ function M.perform(client, ctx, op, built)
   local attempt = 0
   while true do
     attempt = attempt + 1
+    if client.closed then -- closed meanwhile (a multi-request call, a retry): nothing more is sent
+      return nil, errors.message(target(built), "network error: the client was closed"),
+        { kind = "network", retryable = false, sent = attempt > 1, attempts = attempt - 1 }
+    end
+    if attempt == 1 and client.transport.needs_token then
+      headers.Authorization = conf.secret:reveal()
+    end
     if attempt > 1 then now = ctx.now() end
     req.timeout = max(deadline - now, 0.001)
     if debug then debug(format("cometkey: -> %s (attempt %d)", target(built), attempt)) end
@@ -74,11 +110,15 @@ function M.perform(client, ctx, op, built)
           floor((ctx.now() - now) * 1000 + 0.5)))
       end
       if value ~= nil then return value end
-      message = M.redact(conf.secret, message, info)
+      message = M.redact(conf.secret, message, info, target(built))
+      if (res.status == 429 or res.status == 503) and type(res.headers) == "table" then
+        -- One strict parser for every transport: delta-seconds or an HTTP-date; anything else is ignored.
+        info.retry_after = retry_after_lib.parse(res.headers["retry-after"], os.time())
+      end
     else
       if type(info) ~= "table" then info = { kind = "network" } end
       if type(message) ~= "string" then message = errors.message(target(built), "transport failed") end
-      message = M.redact(conf.secret, message, info)
+      message = M.redact(conf.secret, message, info, target(built))
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt
@@ -86,7 +126,8 @@ function M.perform(client, ctx, op, built)
       and attempt <= conf.retries
     if not retry then return nil, message, info end
     local wait = M.backoff(attempt, info.retry_after)
-    if ctx.now() + wait >= deadline then return nil, message, info end
+    local after = ctx.now() + wait
+    if after ~= after or after >= deadline then return nil, message, info end -- NaN: no wait either
     ctx.sleep(wait)
   end
 end
@@ -112,6 +153,15 @@ do
   if message == "" then CALLER = 3 end
 end
 
+-- pcall can be yielded across on Lua 5.2+ and LuaJIT.
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
+
+local function finish_sync(client, ok, ...)
+  release(client)
+  if not ok then error((...), 0) end
+  return ...
+end
+
 --- run(client, callback, fn) --> fn's results (sync) or nothing (async)
 -- fn(ctx) returns value | nil, message, info. With a callback, fn runs in a
 -- coroutine; callback(err, value, info) is called exactly once on the host loop.
@@ -122,7 +172,12 @@ function M.run(client, callback, fn)
       errors.raise(tostring(transport.name), "the \"" .. tostring(transport.name) .. "\" transport is callback-only "
         .. "(it never blocks its host): pass a callback function as the last argument; nothing was sent", CALLER)
     end
-    return fn(client.sync_ctx)
+    -- A synchronous call may yield inside (cosockets, a coroutine-based user
+    -- transport), so another thread may close the client meanwhile: hold it.
+    -- Not on PUC Lua 5.1, whose pcall cannot be yielded across.
+    if not PCALL_YIELDS then return fn(client.sync_ctx) end
+    hold(client)
+    return finish_sync(client, pcall(fn, client.sync_ctx))
   end
 
   local ctx = {
@@ -133,9 +188,11 @@ function M.run(client, callback, fn)
   local co = coroutine.create(fn)
   local step
   local function deliver(r)
+    if not r[1] then r[2] = M.redact(client.conf.secret, "cometkey: internal error: " .. tostring(r[2])) end
+    release(client)
     transport:defer(function()
       if not r[1] then
-        callback("cometkey: internal error: " .. tostring(r[2]), nil, { kind = "internal" })
+        callback(r[2], nil, { kind = "internal" })
       elseif r[2] == nil then
         callback(r[3], nil, r[4])
       else
@@ -153,6 +210,7 @@ function M.run(client, callback, fn)
       transport:sleep_async(arg, step)
     end
   end
+  hold(client)
   step(ctx)
 end
 

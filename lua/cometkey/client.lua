@@ -651,11 +651,14 @@ function Client:_quota_units(ctx, normalized)
 end
 
 --- close() -- closes connections and wipes the token; idempotent.
+--- close() -- closes connections and wipes the token; idempotent. A call still
+-- running (async, or a yielded synchronous one) keeps the token for redaction
+-- until it ends; cometkey.call wipes it then, and sends nothing more.
 function Client:close()
   if self.closed then return end
   self.closed = true
   self.transport:close()
-  self.conf.secret:wipe()
+  if (self.busy or 0) <= 0 then self.conf.secret:wipe() end
 end
 
 Client.__close = Client.close

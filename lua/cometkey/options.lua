@@ -30,12 +30,19 @@ local function has_control(s)
   return find(s, "[%z\1-\31\127]") ~= nil
 end
 
---- is_loopback(host) --> true for localhost, 127.0.0.0/8 and ::1
+-- A decimal octet 0..255 without leading zeros ("010" is octal to some resolvers).
+local function octet(s)
+  return s ~= nil and #s <= 3 and (s == "0" or not find(s, "^0")) and tonumber(s) <= 255
+end
+
+--- is_loopback(host) --> true for localhost, 127.0.0.0/8 (dotted decimal) and ::1.
+-- Every transport sends these directly, never through a proxy from the
+-- environment (the C handle and the curl CLI config check the same set).
 function M.is_loopback(host)
   host = lower(host)
   if host == "localhost" or host == "::1" or host == "[::1]" then return true end
-  local a = match(host, "^127%.(%d+)%.(%d+)%.(%d+)$")
-  return a ~= nil
+  local a, b, c = match(host, "^127%.(%d+)%.(%d+)%.(%d+)$")
+  return octet(a) and octet(b) and octet(c) or false
 end
 
 --- parse_url(url) --> { scheme, host, port, prefix } | nil, reason
@@ -48,9 +55,12 @@ function M.parse_url(url)
   local authority, path = match(rest, "^([^/]*)(.*)$")
   if authority == "" then return nil, "has no host" end
   if find(authority, "@", 1, true) then return nil, "must not contain credentials" end
-  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
-  if not host then host, port = match(authority, "^([%w.-]+):?(%d*)$") end
+  local host, port = match(authority, "^(%[[%x:.]+%]):?([^:]*)$")
+  if not host then host, port = match(authority, "^([%w.-]+):?([^:]*)$") end
   if not host then return nil, "has an invalid host" end
+  if port ~= "" and not (match(port, "^%d+$") and #port <= 5 and tonumber(port) >= 1 and tonumber(port) <= 65535) then
+    return nil, "has an invalid port (an integer from 1 to 65535 after the host)"
+  end
   path = path:gsub("/+$", "")
   if has_control(path) or find(path, "%s") then return nil, "has an invalid path" end
   return { scheme = scheme, host = host, port = port ~= "" and tonumber(port) or nil, prefix = path }

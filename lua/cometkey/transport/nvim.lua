@@ -22,7 +22,8 @@ local uv = vim.uv or vim.loop -- vim.uv from Neovim 0.10, vim.loop before
 local error, type, pairs, ipairs, tostring, tonumber = error, type, pairs, ipairs, tostring, tonumber
 local select, pcall, setmetatable, next = select, pcall, setmetatable, next
 local max, min, ceil = math.max, math.min, math.ceil
-local find, match, gmatch, sub, gsub = string.find, string.match, string.gmatch, string.sub, string.gsub
+local find, match, gmatch, sub, gsub, byte = string.find, string.match, string.gmatch, string.sub, string.gsub,
+  string.byte
 local lower, format = string.lower, string.format
 local concat, sort, unpack = table.concat, table.sort, table.unpack or unpack
 
@@ -85,6 +86,14 @@ local function where_of(req)
   return tostring(req.method) .. " " .. path
 end
 
+-- Is the URL's host one cometkey.options lets go over http:// (localhost, 127.0.0.0/8, ::1)?
+local function loopback(url)
+  local authority = match(url, "^%a[%w+.-]*://([^/?#]*)") or ""
+  if find(authority, "@", 1, true) then return false end
+  local host = match(authority, "^(%[[^%]]*%])") or match(authority, "^([^:]*)")
+  return host ~= nil and require("cometkey.options").is_loopback(host)
+end
+
 -- Builds the config curl reads from stdin. Returns config, inline or nil, problem.
 -- inline: true when the body is inside the config (no fd 3).
 local function build_config(self, req)
@@ -96,7 +105,8 @@ local function build_config(self, req)
     "globoff", "path-as-is",      -- send the URL exactly: no [] globbing, no /../ squashing
     "no-location",                -- never follow a redirect (the token must not travel elsewhere)
     'proto = "=http,https"',
-    'noproxy = "localhost,127.0.0.1,::1"', -- environment proxies, but never for loopback
+    -- environment proxies, but never for loopback: "*" for every host cometkey counts as loopback
+    "noproxy = " .. (loopback(url) and '"*"' or '"localhost,127.0.0.1,::1"'),
     'dump-header = "-"',          -- every header block on stdout, before the body
     "write-out = " .. quote(TRAILER),
     "max-filesize = " .. format("%d", self.max_body),
@@ -132,28 +142,56 @@ local function build_config(self, req)
   lines[#lines + 1] = ""
   return concat(lines, "\n"), inline
 end
+M._build_config = build_config
 
 -- ---------------------------------------------------------------- response
 
+M.MAX_HEADER_BYTES = 256 * 1024 -- response header bytes, every block of one response
+M.MAX_HEADER_FIELDS = 500       -- response header fields, every block of one response
+
 -- Status and header fields of the last header block (a proxy's CONNECT answer or
--- a 1xx comes before it); lower-case names, repeated fields joined with ", ".
--- A status line starts a new block: "HTTP/" cannot begin a field name.
+-- a 1xx comes before it); lower-case names, repeated fields joined with ", " once
+-- at the end (linear time). A status line starts a new block: "HTTP/" cannot
+-- begin a field name. Returns nil, nil, "too_large" past the caps.
 local function parse_head(head)
-  local status, headers
-  for line in gmatch(gsub(head, "\r", ""), "[^\n]+") do
+  if #head > M.MAX_HEADER_BYTES then return nil, nil, "too_large" end
+  local status, headers, repeated
+  local fields = 0
+  for line in gmatch(head, "[^\r\n]+") do
     local code = match(line, "^HTTP/%S+%s+(%d%d%d)")
     if code then
-      status, headers = tonumber(code), {}
+      status, headers, repeated = tonumber(code), {}, nil
     elseif headers then
-      local name, value = match(line, "^([^%s:][^:]*):[ \t]*(.-)[ \t]*$")
-      if name then
-        name = lower(name)
-        headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+      fields = fields + 1
+      if fields > M.MAX_HEADER_FIELDS then return nil, nil, "too_large" end
+      local colon = find(line, ":", 1, true)
+      if colon and colon > 1 and not find(line, "^[ \t]") then
+        local name = lower(sub(line, 1, colon - 1))
+        local first, last = colon + 1, #line
+        while first <= last and (byte(line, first) == 32 or byte(line, first) == 9) do first = first + 1 end
+        while last >= first and (byte(line, last) == 32 or byte(line, last) == 9) do last = last - 1 end
+        local value = sub(line, first, last)
+        local old = headers[name]
+        if old == nil then
+          headers[name] = value
+        else
+          repeated = repeated or {}
+          local list = repeated[name]
+          if not list then
+            list = { old }
+            repeated[name] = list
+          end
+          list[#list + 1] = value
+        end
       end
     end
   end
+  if repeated then
+    for name, list in pairs(repeated) do headers[name] = concat(list, ", ") end
+  end
   return status, headers or {}
 end
+M._parse_head = parse_head
 
 -- A failure of this transport's own (not a curl exit code): facts to cometkey.errors.
 local function failure(where, kind, text, info)
@@ -195,7 +233,13 @@ local function outcome(self, run)
     end
     local text = code == errors.CURL.too_large and format("body exceeds max_body (%d bytes)", self.max_body)
       or curl_text(run.err, code)
-    return errors.curl_failure(where, { code = code, text = text, sent = sent })
+    local kind
+    if code == 100 or code == 27 or (code == 56 and find(text, "Too large response header", 1, true)) then
+      -- curl's own refusal of oversized response headers (CURLE_TOO_LARGE from 8.6; before:
+      -- "Out of memory" for a header line over 100 KiB, "Too large response headers" for the block)
+      kind, text = "too_large", "a response header is larger than curl accepts (" .. text .. ")"
+    end
+    return errors.curl_failure(where, { code = code, text = text, sent = sent, kind = kind })
   end
   local data = sub(out, 1, at - 1)
   head_bytes = tonumber(head_bytes)
@@ -205,7 +249,11 @@ local function outcome(self, run)
     return failure(where, "too_large", format("body exceeds max_body (%d bytes)", self.max_body),
       { retryable = false, sent = true })
   end
-  local status, headers = parse_head(sub(data, 1, head_bytes))
+  local status, headers, over = parse_head(sub(data, 1, head_bytes))
+  if over then
+    return failure(where, "too_large", format("headers exceed %d bytes or %d fields", M.MAX_HEADER_BYTES,
+      M.MAX_HEADER_FIELDS), { retryable = false, sent = true })
+  end
   return { status = status or tonumber(http_code), headers = headers, body = body }
 end
 

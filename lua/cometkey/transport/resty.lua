@@ -12,14 +12,16 @@ local errors = require "cometkey.errors"
 
 local pairs, tostring, tonumber, setmetatable = pairs, tostring, tonumber, setmetatable
 local max, min, floor = math.max, math.min, math.floor
-local find, match, sub, lower, format = string.find, string.match, string.sub, string.lower, string.format
+local find, match, sub, lower, format, byte, gsub = string.find, string.match, string.sub, string.lower,
+  string.format, string.byte, string.gsub
 local concat = table.concat
 
 local M = {}
 
 M.KEEPALIVE_TIMEOUT = 60000 -- ms an idle connection stays in the pool
 M.POOL_SIZE = 16            -- idle connections kept per pool and worker
-M.MAX_HEADER_BYTES = 1024 * 1024
+M.MAX_HEADER_BYTES = 256 * 1024 -- response header bytes, every block of one response
+M.MAX_HEADER_FIELDS = 500       -- response header fields, every block of one response
 M.READ_CHUNK = 16384        -- bytes per read when the body runs until the server closes
 
 -- Phases whose handlers may yield (lua-nginx-module NGX_HTTP_LUA_CONTEXT_YIELDABLE).
@@ -96,37 +98,116 @@ local function recv(sock, deadline, pattern)
   return sock:receive(pattern)
 end
 
--- Reads one header block (after the status line) into headers.
-local function read_headers(sock, deadline, headers)
-  local used, budget = 0, M.MAX_HEADER_BYTES
+-- One line (LF-terminated; every CR dropped, as receive("*l") does) of at most
+-- limit bytes: line | nil, err, kind. receive("*l") has no length limit, so a
+-- server sending an endless line would grow the worker's memory until the
+-- timeout; a receiveuntil reader hands the line over in pieces and stops early.
+local readers = setmetatable({}, { __mode = "k" }) -- cosocket -> its "\n" reader
+local function recv_line(sock, deadline, limit, what)
+  local reader = readers[sock]
+  if not reader then
+    reader = sock:receiveuntil("\n")
+    readers[sock] = reader
+  end
+  local parts, n, got = {}, 0, 0
   while true do
-    local line, err = recv(sock, deadline, "*l")
-    if not line then return nil, err end
-    if line == "" then return true end
-    used = used + #line + 2
-    if used > budget then return nil, "headers exceed " .. budget .. " bytes", "too_large" end
-    local name, value = match(line, "^([^:%s]+)%s*:%s*(.-)%s*$")
+    update_time()
+    local left = floor((deadline - ngx_now()) * 1000)
+    if left <= 0 then return nil, "timeout" end
+    sock:settimeouts(left, left, left)
+    local data, err = reader(M.READ_CHUNK)
+    if not data then
+      if err then return nil, err end
+      break -- the LF was reached
+    end
+    got = got + #data
+    if got > limit then
+      return nil, what or format("headers exceed %d bytes or %d fields", M.MAX_HEADER_BYTES, M.MAX_HEADER_FIELDS),
+        what and "protocol" or "too_large"
+    end
+    n = n + 1
+    parts[n] = data
+  end
+  local line = n == 1 and parts[1] or concat(parts)
+  if find(line, "\r", 1, true) then line = gsub(line, "\r", "") end
+  return line
+end
+M._recv_line = recv_line
+
+M.MAX_CHUNK_LINE = 4096 -- bytes of a chunk-size line (extensions included)
+
+-- One header field line -> lower-case name, value (blanks around the value cut
+-- with a byte loop: a pattern such as "(.-)%s*$" backtracks quadratically over a
+-- long run of blanks), or nil when the line is not a field.
+local function split_field(line)
+  local colon = find(line, ":", 1, true)
+  if not colon or colon == 1 or find(line, "^[%s]") then return nil end
+  local name = sub(line, 1, colon - 1)
+  if find(name, "[%s]") then name = match(name, "^(%S+)%s*$") end
+  if not name then return nil end
+  local first, last = colon + 1, #line
+  while first <= last and (byte(line, first) == 32 or byte(line, first) == 9) do first = first + 1 end
+  while last >= first and (byte(line, last) == 32 or byte(line, last) == 9 or byte(line, last) == 13) do
+    last = last - 1
+  end
+  return lower(name), sub(line, first, last)
+end
+M._split_field = split_field
+
+-- Reads one header block (after the status line) into headers. budget counts
+-- bytes and fields over every block of one response (1xx blocks and trailers
+-- included). A repeated field's values are collected and joined with ", " once,
+-- at the end: linear time whatever the number of repeats.
+local function read_headers(sock, deadline, headers, budget)
+  local repeated
+  while true do
+    local line, err, kind = recv_line(sock, deadline, M.MAX_HEADER_BYTES - budget.bytes)
+    if not line then return nil, err, kind end
+    if line == "" then break end
+    budget.bytes = budget.bytes + #line + 2
+    budget.fields = budget.fields + 1
+    if budget.bytes > M.MAX_HEADER_BYTES or budget.fields > M.MAX_HEADER_FIELDS then
+      return nil, format("headers exceed %d bytes or %d fields", M.MAX_HEADER_BYTES, M.MAX_HEADER_FIELDS),
+        "too_large"
+    end
+    local name, value = split_field(line)
     if name then
-      name = lower(name)
       local old = headers[name]
-      headers[name] = old and (old .. ", " .. value) or value
+      if old == nil then
+        headers[name] = value
+      else
+        repeated = repeated or {}
+        local list = repeated[name]
+        if not list then
+          list = { old }
+          repeated[name] = list
+        end
+        list[#list + 1] = value
+      end
     end
   end
+  if repeated then
+    for name, list in pairs(repeated) do headers[name] = concat(list, ", ") end
+  end
+  return true
 end
+M._read_headers = read_headers
 
 local function too_large(cap)
   return nil, "body exceeds max_body (" .. cap .. " bytes)", "too_large"
 end
 
 -- Chunked transfer coding; trailer fields are merged into headers.
-local function read_chunked(sock, deadline, cap, parts, headers)
+local function read_chunked(sock, deadline, cap, parts, headers, budget)
   local total, n = 0, 0
   while true do
-    local line, err = recv(sock, deadline, "*l")
-    if not line then return nil, err end
-    local size = tonumber(match(line, "^%s*(%x+)%s*[;]?"), 16)
+    local line, err, kind = recv_line(sock, deadline, M.MAX_CHUNK_LINE, "chunk size line too long")
+    if not line then return nil, err, kind end
+    local hex = match(line, "^%s*(%x+)%s*[;]?")
+    if hex and #hex > 8 then return too_large(cap) end -- (caps fit 8 hex digits; more could wrap a 64-bit integer)
+    local size = hex and tonumber(hex, 16)
     if not size then return nil, "malformed chunk size line", "protocol" end
-    if size == 0 then return read_headers(sock, deadline, headers) end
+    if size == 0 then return read_headers(sock, deadline, headers, budget) end
     total = total + size
     if total > cap then return too_large(cap) end
     local data
@@ -134,8 +215,8 @@ local function read_chunked(sock, deadline, cap, parts, headers)
     if not data then return nil, err end
     n = n + 1
     parts[n] = data
-    line, err = recv(sock, deadline, "*l")
-    if not line then return nil, err end
+    line, err, kind = recv_line(sock, deadline, M.MAX_CHUNK_LINE, "malformed chunk (no CRLF after the data)")
+    if not line then return nil, err, kind end
     if line ~= "" then return nil, "malformed chunk (no CRLF after the data)", "protocol" end
   end
 end
@@ -226,7 +307,9 @@ local function exchange(conf, bytes, where, scheme, host, port, deadline)
   local verify = conf.verify and scheme == "https"
   local pool = format("cometkey:%s:%s:%d:%s", scheme, host, port, verify and "verify" or "noverify")
   local ok
-  ok, err = sock:connect(host, port, { pool = pool })
+  -- "localhost" is not left to nginx's resolver (a DNS query, which may answer anything):
+  -- cometkey lets it go over http:// as loopback, so it must be loopback.
+  ok, err = sock:connect(lower(host) == "localhost" and "127.0.0.1" or host, port, { pool = pool })
   if not ok then
     local kind, text, retryable = classify(err)
     return failure(where, kind, "connect to " .. host .. ":" .. port .. " failed: " .. text, retryable, false)
@@ -257,21 +340,23 @@ local function exchange(conf, bytes, where, scheme, host, port, deadline)
 
   -- Status line and headers, skipping interim 1xx responses.
   local status, version, headers, kind
+  local budget = { bytes = 0, fields = 0 }
   repeat
     local line
-    line, err = recv(sock, deadline, "*l")
+    line, err, kind = recv_line(sock, deadline, M.MAX_HEADER_BYTES - budget.bytes)
     if not line then
       if reused and status == nil and (err == "closed" or find(tostring(err), "reset", 1, true)) then
         sock:close()
         return nil, nil, nil, true
       end
-      return read_failure(sock, where, "reading the status line", err)
+      return read_failure(sock, where, "reading the status line", err, kind)
     end
+    budget.bytes = budget.bytes + #line + 2
     version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
     status = tonumber(status)
     if not status then return read_failure(sock, where, nil, "malformed status line", "protocol") end
     headers = {}
-    ok, err, kind = read_headers(sock, deadline, headers)
+    ok, err, kind = read_headers(sock, deadline, headers, budget)
     if not ok then return read_failure(sock, where, "reading the headers", err, kind) end
   until status >= 200
 
@@ -279,7 +364,7 @@ local function exchange(conf, bytes, where, scheme, host, port, deadline)
   if status == 204 or status == 304 then
     ok = true
   elseif has_token(headers["transfer-encoding"], "chunked") then
-    ok, err, kind = read_chunked(sock, deadline, cap, parts, headers)
+    ok, err, kind = read_chunked(sock, deadline, cap, parts, headers, budget)
   elseif headers["content-length"] then
     ok, err, kind = read_length(sock, deadline, cap, parts, headers["content-length"])
   else

@@ -85,6 +85,34 @@ function M.get()
   reply(result or { ok = false, message = "the callback had not run when get returned" })
 end
 
+--- /raw?port=P&id=N[&close_after=s][&timeout=s]: one client:get against a loopback server
+-- of the spec's (hostile answers); with close_after, a second light thread closes the
+-- client while the get waits on its cosocket.
+function M.raw()
+  local args = ngx.req.get_uri_args()
+  local client = cometkey.new { token = settings.token, base_url = "http://127.0.0.1:" .. tonumber(args.port),
+    retries = 0, timeout = tonumber(args.timeout) }
+  local closer
+  if args.close_after then
+    closer = ngx.thread.spawn(function()
+      ngx.sleep(tonumber(args.close_after))
+      client:close()
+    end)
+  end
+  local t0 = ngx.now()
+  local key, message, info = client:get(tonumber(args.id))
+  ngx.update_time()
+  if closer then ngx.thread.wait(closer) end
+  local result = outcome(client, key, message, info)
+  result.info_strings = {}
+  for k, v in pairs(type(info) == "table" and info or {}) do
+    if type(v) == "string" then result.info_strings[k] = v end
+  end
+  result.wiped = client.conf.secret:wiped()
+  result.seconds = ngx.now() - t0
+  reply(result)
+end
+
 --- log_by_lua: try an update here (refused: no cosockets), then from a timer.
 function M.from_log_phase()
   local id = tonumber(ngx.var.arg_id)

@@ -139,6 +139,22 @@ local function scan_processes(seen)
       local comm, ppid
       if stat then comm, ppid = stat:match("^%d+ %((.-)%) %a (%d+)") end
       if comm == "curl" and ppid == me and cmdline then
+        -- its environment (inherited from Neovim) and every file it has open
+        local environ = sys.read_file("/proc/" .. name .. "/environ")
+        if environ then
+          seen.environs = seen.environs + 1
+          if environ:find(input.token, 1, true) then seen.token_in_environ = true end
+        end
+        local fds = uv.fs_scandir("/proc/" .. name .. "/fd")
+        while fds do
+          local fd = uv.fs_scandir_next(fds)
+          if not fd then break end
+          local target = uv.fs_readlink("/proc/" .. name .. "/fd/" .. fd)
+          if target and target:sub(1, 1) == "/" and not target:find("^/dev/") and not target:find("^/etc/ssl/")
+            and not target:find("^/usr/") then
+            seen.files[#seen.files + 1] = target
+          end
+        end
         if not seen.pids[name] then
           seen.pids[name] = true
           seen.curl_children = seen.curl_children + 1
@@ -185,7 +201,8 @@ local scenarios = {}
 
 -- 1. The delayed update: ticks keep coming, no token in `ps`.
 scenarios[#scenarios + 1] = function(next_one)
-  local seen = { curl_children = 0, cmdlines = {}, pids = {}, scans = 0, token_in_cmdline = false }
+  local seen = { curl_children = 0, cmdlines = {}, pids = {}, scans = 0, token_in_cmdline = false,
+    environs = 0, token_in_environ = false, files = {} }
   result.processes = seen
   local scanner = uv.new_timer()
   scanner:start(0, 50, vim.schedule_wrap(function() guard(scan_processes, seen) end))
