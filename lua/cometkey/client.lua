@@ -57,7 +57,9 @@ end
 function Client.new(conf)
   local self = setmetatable({ conf = conf, closed = false }, Client)
   self.transport = transports.open(conf)
-  self.sync_ctx = call.sync_context(self.transport)
+  self.sync_ctx = call.context(self.transport, "sync")
+  self.pace = require("cometkey.pace").new(conf.rate_limit) -- one budget for every call
+  self.pace.timeout = conf.timeout
   self.request_conf = { user_agent = conf.user_agent, user_id = conf.user_id }
   if not conf.verify then
     transports.warn_once(conf, "cometkey: TLS verification is disabled (verify = false): "
