@@ -340,12 +340,23 @@ function Client:update(fields, opts, callback)
   return call.run(self, callback, fn)
 end
 
---- update_many(list [, opts]) --> results; see cometkey/bulk.lua
-function Client:update_many(list, opts)
+--- update_many(list [, opts] [, callback]) --> results; see cometkey/bulk.lua
+-- opts: concurrency, on_progress(done, total, eta_seconds), on_result(i, result),
+-- keep_results (false: return { ok = n, failed = n }), replace, dry_run.
+function Client:update_many(list, opts, callback)
   self:_open("update_many", 2)
-  -- Not a tail call: bulk.run raises at a level counted through this frame.
-  local results = require("cometkey.bulk").run(self, list, opts, 2)
+  -- Not a tail call: bulk raises at a level counted through this frame.
+  local results = require("cometkey.bulk").update_many(self, list, opts, callback, 2)
   return results
+end
+
+--- update_where(filter, fields [, opts] [, callback]) --> results as update_many
+-- One pass over the list (or, with keyword/token, search) pages, then one PUT per
+-- matching key: no per-key GET.
+function Client:update_where(filter, fields, opts, callback)
+  self:_open("update_where", 2)
+  local results, message, info = require("cometkey.bulk").update_where(self, filter, fields, opts, callback, 2)
+  return results, message, info
 end
 
 --- close() -- closes connections and wipes the token; idempotent.
