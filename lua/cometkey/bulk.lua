@@ -43,7 +43,9 @@ function M.source_of(thunks, method, level)
         .. tostring(k) .. ")", level + 1)
     end
   end
-  if count ~= n then error("cometkey." .. method .. ": thunks must be an array without holes", level + 1) end
+  if count ~= n then
+    error("cometkey." .. method .. ": thunks must be an array of functions without holes", level + 1)
+  end
   local i = 0
   return function()
     i = i + 1
@@ -94,7 +96,7 @@ function M.run(client, source, opts, callback)
   end
   if client._bulk then
     error("cometkey." .. method .. ": a bulk call is already running on this client (bulk calls are not "
-      .. "re-entrant: do not start one from on_progress, on_result or a callback)", 3)
+      .. "re-entrant: do not start one from on_progress, on_result or a callback)", opts.level or 2)
   end
   runs = runs + 1
   local run = { id = runs }
@@ -411,7 +413,8 @@ function M.update_many(client, list, opts, callback, level)
     end
     if bad > 0 then fail_list(method, problems, bad, level) end
     local reader
-    if missing >= 2 and missing <= M.MAX_PREFETCH then
+    -- A first page costs one request whatever it finds; it is worth it from 3 reads.
+    if missing >= 3 and missing <= M.MAX_PREFETCH then
       want = reads
       reader = page_reader(client, want, missing, stats)
     end
@@ -454,12 +457,13 @@ function M.update_many(client, list, opts, callback, level)
   end
 
   local run_opts = { concurrency = concurrency, on_progress = on_progress, on_result = on_result, keep = keep,
-    total = total, method = method }
+    total = total, method = method, level = level + 1 }
   if callback then
-    return M.run(client, source, run_opts, function(err, results, info)
+    M.run(client, source, run_opts, function(err, results, info)
       if err then return callback(err, nil, info) end
       return callback(nil, summary(results))
     end)
+    return
   end
   local results = M.run(client, source, run_opts)
   return summary(results)
@@ -575,9 +579,8 @@ function M.update_where(client, filter, fields, opts, callback, level)
   end
 
   local run_opts = { concurrency = concurrency, on_progress = on_progress, on_result = on_result, keep = keep,
-    method = method }
+    method = method, level = level + 1 }
   local function finish(results)
-    if type(results) == "table" then results.pages = stats.pages end
     if not failure then return results end
     local info = failure[2] or {}
     info.results = results
@@ -585,12 +588,13 @@ function M.update_where(client, filter, fields, opts, callback, level)
       info
   end
   if callback then
-    return M.run(client, source, run_opts, function(err, results, info)
+    M.run(client, source, run_opts, function(err, results, info)
       if err then return callback(err, nil, info) end
       local r, message, i = finish(results)
       if r == nil then return callback(message, nil, i) end
       return callback(nil, r)
     end)
+    return
   end
   local results = M.run(client, source, run_opts)
   return finish(results)

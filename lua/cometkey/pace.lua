@@ -144,7 +144,7 @@ end
 function Pace:eta(requests, now)
   if self.state == "free" or not self.R then return nil end
   local wait = max(self.hold - now, 0)
-  return wait + max(requests - self.R, 0) / self.R * self.W
+  return wait + requests / self.R * self.W
 end
 
 --- cancel(token): a grant that was not used (its call gave up before sending)
@@ -165,9 +165,9 @@ function Pace:accepted(token, now)
   if self.state == "probing" and token == self.probe then
     self.probe = nil
     if not self.R then
-      -- R: accepted before the first refusal; W: from the R-th of them to this probe
-      local r = count_between(self, -huge, self.first_refusal, token - 1)
-      self.R = max(r, 1)
+      -- R: every request accepted before this probe (the burst that met the
+      -- limit, in flight ones included); W: from the R-th most recent to this probe
+      self.R = max(count_between(self, -huge, huge, token - 1), 1)
     end
     local from = nth_recent(self, self.R, token - 1)
     local at = self.t[slot(token)]
