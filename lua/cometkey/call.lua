@@ -112,7 +112,7 @@ function M.perform(client, ctx, op, built)
     local retry_after, again = M.retry_after(info.retry_after, conf.timeout), false
     if pace then
       if res and res.status == 429 then
-        pace:refused(token, ctx.now(), retry_after)
+        pace:refused(token, ctx.now(), retry_after, ctx.bulk)
         -- A bulk item meets the limiter without failing: a refused request is
         -- not processed (safe to repeat), and the budget says when to try again.
         if ctx.bulk and refusals < M.MAX_REFUSALS then

@@ -178,8 +178,11 @@ function Pace:accepted(token, now)
   end
 end
 
---- refused(token, now [, retry_after]): the server answered 429 (retry_after: seconds, already capped)
-function Pace:refused(token, now, retry_after)
+--- refused(token, now, retry_after, learn): the server answered 429 (retry_after:
+-- seconds, already capped). Only bulk requests teach the budget (learn = true):
+-- a single call keeps its own retry policy, and fault injection or a one-off
+-- refusal does not slow down the calls that follow.
+function Pace:refused(token, now, retry_after, learn)
   self.n_refused = self.n_refused + 1
   local at = now
   if token and token >= self.head and token <= self.tail then
@@ -188,6 +191,7 @@ function Pace:refused(token, now, retry_after)
     at = self.t[s]
   end
   if token == self.probe then self.probe = nil end
+  if not learn then return end
   if retry_after then
     self.hold = max(self.hold, now + retry_after)
     return
