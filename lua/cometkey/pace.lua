@@ -25,8 +25,8 @@ local max, min, floor, huge = math.max, math.min, math.floor, math.huge
 local M = {}
 
 M.MAX_LOG = 4096          -- accepted send times remembered (largest R that can be learned)
-M.PROBE_FRACTION = 0.02   -- probe interval, as a fraction of the window seen so far
-M.PROBE_MIN, M.PROBE_MAX = 0.005, 5
+M.PROBE_FRACTION = 0.03   -- probe interval, as a fraction of the window seen so far
+M.PROBE_MIN, M.PROBE_MAX = 0.05, 5
 M.MARGIN_FRACTION = 0.01  -- slack added to W: the server's clock sees our sends a little later
 M.MARGIN_MIN = 0.01
 
