@@ -563,10 +563,13 @@ function M.write(bench_dir, dest, r, mode)
     end
     add(table_md({ "scenario", "wall s", "bound s", "wall / bound", "requests processed", "429s", "requests per item",
       "failed items" }, rows))
-    add("\nAt this scale a 429 costs the naive loop and 0.1 one second or less, which is a large part of the "
-      .. "window; against the real 180 s window their waits (1 s sleeps, 0.1's backoff capped at 8 s inside a "
-      .. "30 s timeout) are short beside the window and turn into many more 429s or failed items, while the paced "
-      .. "client's schedule scales with W.\n")
+    add("\nRead the naive and 0.1 rows with the scale in mind: a scaled window of " .. L.seconds .. " s is shorter "
+      .. "than their waits (the naive loop sleeps 1 s; 0.1 backs off 0.25 to 8 s), so here they only lose the "
+      .. "rest of a window per 429. Against the real 180 s window the same waits are far shorter than the "
+      .. "window: the naive loop sends about one refused request per second for most of every window, and 0.1 "
+      .. "gives an item up after its 30 s timeout (2 retries), so a run of more than 180 items fails the rest "
+      .. "as `rate_limited`. The paced client's schedule is in units of W, so its ratio is the same at any scale "
+      .. "(spec/bulk_pace_spec.lua checks 20 per 2 s, 7 per 0.5 s and 30 per 1 s).\n")
   end
   if r.stream then
     add(format("Streamed run: `update_many` over %s status updates taken from an iterator with `keep_results = "

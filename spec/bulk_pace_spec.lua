@@ -141,7 +141,8 @@ describe("pacing under the server's limiter", function()
 
   for _, case in ipairs { { 20, 2, 60, 8 }, { 7, 0.5, 40, 4 }, { 30, 1, 95, 16 } } do
     local r, w, n, conc = case[1], case[2], case[3], case[4]
-    it(("learns %d per %g s from empty 429s: %d status changes, zero failures, within 1.15x"):format(r, w, n), function()
+    local title = ("learns %d per %g s from empty 429s: %d status changes, zero failures, within 1.15x"):format(r, w, n)
+    it(title, function()
       seed(n)
       env.m:config { rate_limit = { requests = r, window = w } }
       local c = env.client()
@@ -371,7 +372,8 @@ end)
 
 describe("bad input raises, nothing sent", function()
   it("rate_limit values", function()
-    for _, v in ipairs { 5, { requests = 0, seconds = 1 }, { requests = 5, seconds = 0 }, { requests = 5, seconds = -1 },
+    for _, v in ipairs { 5, { requests = 0, seconds = 1 }, { requests = 5, seconds = 0 },
+      { requests = 5, seconds = -1 },
       { requests = 5, seconds = math.huge }, { requests = 0 / 0, seconds = 1 }, { requests = 1.5, seconds = 1 },
       { requests = 5 }, { requests = 5, seconds = 1, burst = 2 } } do
       local msg = helpers.raises(function() cometkey.new { token = "t", base_url = env.m.url, rate_limit = v } end)

@@ -29,6 +29,7 @@ M.MAX_PROBLEMS = 20 -- a raise for invalid items lists at most this many
 M.WAIT = setmetatable({}, { __tostring = function() return "cometkey.bulk.WAIT" end })
 
 local runs = 0 -- run identities (per process)
+local tags = 0 -- request tags, unique across runs: a completion names the run's own request or nothing
 
 --- source_of(thunks, method, level) --> source over an array of thunks; raises on holes
 function M.source_of(thunks, method, level)
@@ -113,7 +114,7 @@ function M.run(client, source, opts, callback)
   local results = keep and {} or nil
   local n_ok, n_failed = 0, 0
   local active, started, done, exhausted = 0, 0, 0, false
-  local inflight, tags = {}, 0  -- tag -> slot, for the requests this run started
+  local inflight = {}           -- tag -> slot, for the requests this run started
   local sleepers = {}           -- slot -> wake time (sync drivers)
   local q_head, q_tail, queue = 1, 0, {} -- completions and wake-ups to hand to their slots
   local t0 = now()
