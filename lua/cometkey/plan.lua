@@ -47,11 +47,9 @@ end
 -- The JSON type each editable field must have in a stored record for it to be
 -- echoed: world data of another type (a float quota, group = true) is refused as
 -- a decode problem instead of reaching the request builder.
-local KIND = {
-  name = "string", expired_time = "integer", remain_quota = "integer", unlimited_quota = "boolean",
-  model_limits_enabled = "boolean", model_limits = "string", allow_ips = "string", group = "string",
-  cross_group_retry = "boolean",
-}
+-- JSON types from the key schema (core.field_types): quota and expiry are integers.
+local KIND = {}
+for f, t in pairs(core.field_types) do KIND[f] = (t == "quota" or t == "expiry") and "integer" or t end
 
 local function is_integer(v)
   return type(v) == "number" and v == v and v > -2 ^ 63 and v < 2 ^ 63 and floor(v) == v
