@@ -11,4 +11,4 @@ files["spec/support/mock/server.lua"] = { read_globals = { "ngx" } }
 files["spec/support/nginx_app/"] = { read_globals = { "ngx" } }
 files["lua/cometkey/transport/resty.lua"] = { read_globals = { "ngx" } }
 files["lua/cometkey/transport/nvim.lua"] = { read_globals = { "vim" } }
-exclude_files = { "build/" }
+exclude_files = { "build/", "bench/out/" }

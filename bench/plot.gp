@@ -28,7 +28,7 @@ plot datadir."/seq.dat" using 0:2:3:xtic(1) with boxes linecolor rgb variable no
 set title "Bulk at concurrency 16"
 set ylabel "ratio of req/s"
 plot datadir."/bulk.dat" using 0:2:3:xtic(1) with boxes linecolor rgb variable notitle, \
-     0.8 with lines dashtype 2 linecolor rgb "#cc3311" title "target: update_many vs wrk -c16 (0.8)"
+     0.8 with lines dashtype 2 linecolor rgb "#cc3311" title "target: update_many vs C multi loop (0.8)"
 
 # 3. allowlist speed-up (log scale, clustered)
 set title "Allowlist contains, IPv4 text: comparator time / cometkey time (Lua 5.4)"

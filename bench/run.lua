@@ -12,6 +12,8 @@
 --              pure-Lua linear scan and hash-per-prefix (Lua 5.4, LuaJIT), grepcidr
 --   callgrind  instruction counts of single operations (bench/callgrind.txt)
 --   soak       100 000 updates through one client, RSS every 20 000
+--   pace       bulk at the server's pace against the mock's limiter (cometkey, a naive
+--              loop, cometkey 0.1) and a streamed 1 000 000-item update_many (peak RSS)
 --   all        everything above, then the report (the default)
 --   report     rewrites the report from bench/out/results-all.txt (the last full run)
 -- --quick runs short, single rounds (a smoke test; figures are not meaningful).
@@ -192,6 +194,9 @@ local function http_clients(shape, url)
   clients.cometkey_bulk = function(n)
     return figures((run { "lua5.4", bench_dir .. "/client_cometkey.lua", url, "bulk", tostring(n), "16" }))
   end
+  clients.c_multi = function(n)
+    return figures((run(concat_lists({ BIN .. "/c_loop", "--multi=16", shape.url, tostring(n) }, tail))))
+  end
   clients.wrk_c16 = function(seconds)
     local kv, out = run(concat_lists({ BIN .. "/rusage", "wrk", "-c16", "-t2", "-d" .. seconds .. "s",
       "-s", bench_dir .. "/wrk_put.lua", shape.url, "--" }, tail))
@@ -251,10 +256,12 @@ local function http_section(results, url, shape)
 
   log("bulk: calibrating")
   local bulk_rate = clients.cometkey_bulk(2000).rate
-  local bulk_sizes = { cometkey_bulk = clamp(bulk_rate * SECONDS, 2000, 500000), wrk_c16 = SECONDS }
-  log("bulk: %d rounds (update_many %d updates at concurrency 16, wrk -c16 -t2 %g s)", ROUNDS,
-    bulk_sizes.cometkey_bulk, SECONDS)
-  results.bulk = interleaved(clients, { "cometkey_bulk", "wrk_c16" }, bulk_sizes)
+  local multi_rate = clients.c_multi(2000).rate
+  local bulk_sizes = { cometkey_bulk = clamp(bulk_rate * SECONDS, 2000, 500000), wrk_c16 = SECONDS,
+    c_multi = clamp(multi_rate * SECONDS, 2000, 500000) }
+  log("bulk: %d rounds (update_many %d updates at concurrency 16, C multi loop %d, wrk -c16 -t2 %g s)", ROUNDS,
+    bulk_sizes.cometkey_bulk, bulk_sizes.c_multi, SECONDS)
+  results.bulk = interleaved(clients, { "cometkey_bulk", "c_multi", "wrk_c16" }, bulk_sizes)
 end
 
 local function soak_section(results, url)
@@ -269,6 +276,44 @@ local function soak_section(results, url)
   assert(summary and #points >= 2, "bench: soak printed no summary:\n" .. out)
   if summary.failed > 0 then error("bench: soak had " .. summary.failed .. " failed updates", 0) end
   results.soak = { points = points, requests = summary.requests, seconds = summary.seconds, hwm_kb = summary.hwm_kb }
+end
+
+-- ------------------------------------------------------------------ pace and streaming (issue 13)
+
+local PACE = { requests = 60, seconds = 1, items = quick and 120 or 600 }
+local STREAM_N = quick and 20000 or 1000000
+local V01_COMMIT = "9e7d518" -- cometkey 0.1's last commit (its update_many, for comparison)
+
+local function pace_section(results)
+  local v01 = OUT .. "/v01"
+  util.execute("rm -rf " .. q(v01) .. " && mkdir -p " .. q(v01))
+  local _, got = util.capture("git -C " .. q(root) .. " archive " .. V01_COMMIT .. " lua | tar -x -C " .. q(v01)
+    .. " 2>&1")
+  if not got then log("pace: cannot extract cometkey 0.1 (%s): no 0.1 rows", V01_COMMIT) end
+  log("pace: %d items per scenario against the mock limited to %d requests per %g s", PACE.items, PACE.requests,
+    PACE.seconds)
+  local argv = { "lua5.4", bench_dir .. "/bulk_pace.lua", "pace", tostring(PACE.requests), tostring(PACE.seconds),
+    tostring(PACE.items) }
+  if got then argv[#argv + 1] = v01 .. "/lua" end
+  local _, out = run(argv)
+  local rows = {}
+  for _, kv in ipairs(lines_kv(out)) do
+    if kv.name then
+      rows[#rows + 1] = kv
+      log("  %-22s %6.1f s, bound %6.1f s, ratio %.3f, %d accepted, %d refused, %d failed", kv.name, kv.seconds,
+        kv.bound, kv.ratio, kv.accepted, kv.refused, kv.failed)
+    end
+  end
+  results.pace = { limit = PACE, rows = rows }
+end
+
+local function stream_section(results, url)
+  log("stream: update_many over %d status updates from an iterator, keep_results = false", STREAM_N)
+  local kv = run { "lua5.4", bench_dir .. "/bulk_pace.lua", "rss", url, tostring(STREAM_N), "16" }
+  log("  %d updates in %.1f s, failed %d, peak RSS %d kB (at start %d kB)", kv.requests, kv.seconds, kv.failed,
+    kv.hwm_kb, kv.start_kb)
+  if kv.failed > 0 then error("bench: the streamed run had " .. kv.failed .. " failed updates", 0) end
+  results.stream = kv
 end
 
 -- ------------------------------------------------------------------ callgrind
@@ -325,7 +370,8 @@ local function callgrind_section(results, url)
   local function ops(op)
     return function(k) return { "lua5.4", bench_dir .. "/callgrind_ops.lua", op, tostring(k), AL } end
   end
-  cg.encode = callgrind_count(ops("encode"), CG_K, { "check", "request", "json_encode", "json_dumps" })
+  -- (no json_dumps: the one-pass encoder never calls it, and a figure callgrind does not see is fatal)
+  cg.encode = callgrind_count(ops("encode"), CG_K, { "check", "request", "json_encode" })
   cg.decode = callgrind_count(ops("decode"), CG_K, { "response", "json_decode", "json_loadb" })
   cg.contains = callgrind_count(ops("contains"), CG_K * 10, { "contains", "contains_text" })
   if url then
@@ -461,6 +507,7 @@ local function main()
       results.shape = request_shape(url)
       if mode ~= "callgrind" then http_section(results, url, results.shape) end
       if mode == "all" then soak_section(results, url) end
+      if mode == "all" then stream_section(results, url) end
       if mode == "all" or mode == "callgrind" then
         if not util.file_exists(AL .. "/entries_10000.txt") then
           run { "lua5.4", bench_dir .. "/allowlist.lua", "prepare", AL }
@@ -469,6 +516,10 @@ local function main()
       end
     end)
   end
+  if mode == "pace" then
+    with_server(results, function(url) stream_section(results, url) end)
+  end
+  if mode == "all" or mode == "pace" then pace_section(results) end
   if mode == "all" or mode == "allowlist" then allowlist_section(results) end
   results.elapsed = util.gettime() - t0
   util.write_file(OUT .. "/results-" .. mode .. ".txt", "return " .. util.serialize(results) .. "\n")

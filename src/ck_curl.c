@@ -1446,6 +1446,31 @@ static int l_multi_pending(lua_State *L)
     return 1;
 }
 
+/*
+ * h:multi_cancel() -> n: drops every transfer added and not yet returned by
+ * multi_wait (running ones are removed from the multi handle, their
+ * connection closed; finished ones are discarded), so a later multi_wait can
+ * never report them. Only libcurl runs here; no Lua error while a handle is held.
+ */
+static int l_multi_cancel(lua_State *L)
+{
+    ck_client *c = check_client(L);
+    size_t i, n = 0;
+    for (i = 0; i < c->pool_len; i++) {
+        ck_xfer *x = c->pool[i];
+        if (x->state == CK_FREE)
+            continue;
+        if (x->in_multi && c->multi != NULL)
+            curl_multi_remove_handle(c->multi, x->easy);
+        x->in_multi = 0;
+        x->state = CK_FREE;
+        xfer_trim(x);
+        n++;
+    }
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 /* ---------------------------------------------------------------- module functions */
 
 /*
@@ -1499,6 +1524,7 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
                                        {"multi_add", l_multi_add},
                                        {"multi_wait", l_multi_wait},
                                        {"multi_pending", l_multi_pending},
+                                       {"multi_cancel", l_multi_cancel},
                                        {NULL, NULL}};
     static const luaL_Reg functions[] = {
         {"new", l_new}, {"version", l_version}, {"now", l_now}, {"sleep", l_sleep}, {NULL, NULL}};

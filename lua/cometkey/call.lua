@@ -35,6 +35,17 @@ local function target(built)
   return built.method .. " " .. built.path .. (built.query and ("?" .. built.query) or "")
 end
 
+M.MAX_REFUSALS = 1000 -- 429s one bulk request may meet before it fails (learned pacing)
+
+--- retry_after(seconds, cap) --> a parsed Retry-After (info.retry_after) capped by
+-- `cap` (one call's timeout); nil when absent, negative or not finite.
+function M.retry_after(v, cap)
+  if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then return nil end
+  return min(v, cap)
+end
+
+M.pace_wait = require("cometkey.pace").wait
+
 --- redact(secret, message, info [, where]) --> message
 -- A server or proxy may echo the Authorization header back (error pages,
 -- debugging proxies): the token is cut out of a failure's message and of every
@@ -89,6 +100,7 @@ function M.perform(client, ctx, op, built)
   local now = ctx.now()
   local deadline = now + conf.timeout
   local attempt = 0
+  local pace, refusals = client.pace, 0
   while true do
     attempt = attempt + 1
     if client.closed then -- closed meanwhile (a multi-request call, a retry): nothing more is sent
@@ -99,6 +111,20 @@ function M.perform(client, ctx, op, built)
       headers.Authorization = conf.secret:reveal()
     end
     if attempt > 1 then now = ctx.now() end
+    -- Pacing (cometkey.pace): wait for the client's budget. A bulk item has no
+    -- overall deadline: its request's own timeout starts once it has a slot.
+    local token
+    if pace then
+      local need
+      token, need = M.pace_wait(pace, ctx, not ctx.bulk and deadline or nil)
+      if not token then
+        return nil, errors.message(target(built), format("rate limited: the client's pace allows the next "
+          .. "request in %.1f s, after the timeout", need)), { kind = "rate_limited", retryable = true,
+          attempts = attempt - 1, sent = false }
+      end
+      now = ctx.now()
+      if ctx.bulk then deadline = now + conf.timeout end
+    end
     req.timeout = max(deadline - now, 0.001)
     if debug then debug(format("cometkey: -> %s (attempt %d)", target(built), attempt)) end
     local res, message, info = ctx.request(req)
@@ -109,7 +135,10 @@ function M.perform(client, ctx, op, built)
         debug(format("cometkey: <- %s %s (HTTP %s, %d ms)", method, path, tostring(res.status),
           floor((ctx.now() - now) * 1000 + 0.5)))
       end
-      if value ~= nil then return value end
+      if value ~= nil then
+        if pace then pace:accepted(token, ctx.now()) end
+        return value
+      end
       message = M.redact(conf.secret, message, info, target(built))
       if (res.status == 429 or res.status == 503) and type(res.headers) == "table" then
         -- One strict parser for every transport: delta-seconds or an HTTP-date; anything else is ignored.
@@ -122,24 +151,53 @@ function M.perform(client, ctx, op, built)
       if debug then debug("cometkey: <- " .. message) end
     end
     info.attempts = attempt
-    local retry = info.retryable and (idempotent or info.sent == false)
-      and attempt <= conf.retries
-    if not retry then return nil, message, info end
-    local wait = M.backoff(attempt, info.retry_after)
-    local after = ctx.now() + wait
-    if after ~= after or after >= deadline then return nil, message, info end -- NaN: no wait either
-    ctx.sleep(wait)
+    local retry_after, again = M.retry_after(info.retry_after, conf.timeout), false
+    if pace then
+      if res and res.status == 429 then
+        pace:refused(token, ctx.now(), retry_after, ctx.bulk)
+        -- A bulk item meets the limiter without failing: a refused request is
+        -- not processed (safe to repeat), and the budget says when to try again.
+        if ctx.bulk and refusals < M.MAX_REFUSALS then
+          refusals, attempt, again = refusals + 1, attempt - 1, true
+        end
+      else
+        pace:accepted(token, ctx.now())
+      end
+    end
+    if not again then
+      local retry = info.retryable and (idempotent or info.sent == false)
+        and attempt <= conf.retries
+      if not retry then return nil, message, info end
+      local wait = M.backoff(attempt, retry_after)
+      local after = ctx.now() + wait
+      if after ~= after or (not ctx.bulk and after >= deadline) then return nil, message, info end -- NaN: no wait
+      ctx.sleep(wait)
+    end
   end
 end
 
---- sync_context(transport) --> ctx whose calls block (or yield a cosocket)
-function M.sync_context(transport)
-  return {
-    request = function(req) return transport:request(req) end,
-    sleep = function(s) return transport:sleep(s) end,
-    now = function() return transport:now() end,
-  }
+--- context(transport, mode) --> ctx { request(req), sleep(s), now(), bulk }
+-- The one constructor of the contexts operations run in. mode "sync": calls
+-- block (or yield a cosocket); "async" and "bulk": request and sleep yield to
+-- the driver (call.run's callback loop, bulk's scheduler), which completes them
+-- on the transport. "bulk": no overall deadline (each request keeps its timeout).
+local function yield_request(req) return coroutine.yield("request", req) end
+local function yield_sleep(s) return coroutine.yield("sleep", s) end
+
+function M.context(transport, mode)
+  local now = function() return transport:now() end
+  if mode == "sync" then
+    return {
+      request = function(req) return transport:request(req) end,
+      sleep = function(s) return transport:sleep(s) end,
+      now = now,
+    }
+  end
+  return { request = yield_request, sleep = yield_sleep, now = now, bulk = mode == "bulk" }
 end
+
+--- sync_context(transport) --> context(transport, "sync")
+function M.sync_context(transport) return M.context(transport, "sync") end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
@@ -180,11 +238,7 @@ function M.run(client, callback, fn)
     return finish_sync(client, pcall(fn, client.sync_ctx))
   end
 
-  local ctx = {
-    request = function(req) return coroutine.yield("request", req) end,
-    sleep = function(s) return coroutine.yield("sleep", s) end,
-    now = function() return transport:now() end,
-  }
+  local ctx = M.context(transport, "async")
   local co = coroutine.create(fn)
   local step
   local function deliver(r)

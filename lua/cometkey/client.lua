@@ -57,7 +57,9 @@ end
 function Client.new(conf)
   local self = setmetatable({ conf = conf, closed = false }, Client)
   self.transport = transports.open(conf)
-  self.sync_ctx = call.sync_context(self.transport)
+  self.sync_ctx = call.context(self.transport, "sync")
+  self.pace = require("cometkey.pace").new(conf.rate_limit) -- one budget for every call
+  self.pace.timeout = conf.timeout
   self.request_conf = { user_agent = conf.user_agent, user_id = conf.user_id }
   if not conf.verify then
     transports.warn_once(conf, "cometkey: TLS verification is disabled (verify = false): "
@@ -302,20 +304,15 @@ end
 local UPDATE_OPTS = { replace = true, dry_run = true, expect = true }
 local NO_OPTS = {} -- update without opts (only ever read)
 
--- The status-only request, as a planned step.
-local function status_req(id, status)
-  return { op = "status", args = { id = id, status = status } }
-end
-
--- Runs planned steps in order; returns the last result.
-local function apply(self, ctx, steps)
+-- Runs planned requests in order; returns the last result.
+local function apply(self, ctx, reqs)
   local result, message, info
-  for n, step in ipairs(steps) do
-    result, message, info = self:_send(ctx, step.op, step.args)
+  for n, req in ipairs(reqs) do
+    result, message, info = self:_send(ctx, req.op, req.op == "update" and { fields = req.body } or req.body)
     if not result then
       if n > 1 then
         info.applied = n - 1
-        message = message .. " (after " .. (n - 1) .. " of " .. #steps .. " requests had been applied)"
+        message = message .. " (after " .. (n - 1) .. " of " .. #reqs .. " requests had been applied)"
       end
       return nil, message, info
     end
@@ -323,17 +320,19 @@ local function apply(self, ctx, steps)
   return result
 end
 
-local function describe(self, steps)
+local function describe(self, reqs)
   local out = {}
-  for i, step in ipairs(steps) do
-    local req = core.request(step.op, step.args, self.request_conf)
-    out[i] = { method = req.method, path = req.path, query = req.query, body = req.body }
+  for i, req in ipairs(reqs) do
+    local built = core.request(req.op, req.op == "update" and { fields = req.body } or req.body, self.request_conf)
+    out[i] = { method = built.method, path = built.path, query = built.query, body = built.body }
   end
   return out
 end
 
--- Validates one update (raising at `level` with every problem) and returns the
--- function that performs it given a ctx; shared by update and update_many.
+-- Checks one update (raising at `level` with every problem). Returns the
+-- function that performs it given a ctx (and, optionally, the stored record
+-- already read, e.g. from a list page), and whether it needs the stored record;
+-- shared by update, update_many and update_where.
 function Client:_update_fn(fields, opts, level)
   level = level + 1
   opts = opts or NO_OPTS
@@ -347,92 +346,65 @@ function Client:_update_fn(fields, opts, level)
   if opts.replace and normalized.model_limits_enabled == true and normalized.model_limits == "" then
     raise("update", "model_limits: model_limits_enabled = true with no models would block every model", level)
   end
-  local id, target = normalized.id, normalized.status
-  local editable = plan.names_editable(normalized) or normalized.remain_quota_usd ~= nil
-  if target == nil and not editable and not expect and not opts.dry_run then
+  local id = normalized.id
+  if normalized.status == nil and not plan.names_editable(normalized) and normalized.remain_quota_usd == nil
+    and not expect and not opts.dry_run then
     raise("update", "nothing to update: give status or at least one of the nine editable fields", level)
   end
-  local need_read = opts.dry_run or expect or (not opts.replace and editable)
+  local need_read = plan.needs_read(normalized, opts)
+    or (normalized.remain_quota_usd ~= nil and not opts.replace)
+  local replace = { replace = opts.replace }
 
-  if not need_read and not opts.replace and not editable then
-    -- Only a status change: one status_only PUT, nothing to plan.
-    return function(ctx)
-      return self:_send(ctx, "status", { id = id, status = target })
-    end
-  end
-
-  local conversion -- remain_quota_usd converted (kept for the dry_run plan)
-  return function(ctx)
-    local stored, message, info
+  -- check -> read if needed -> expect -> plan -> dry-run or apply
+  return function(ctx, stored)
+    local message, info
+    local want, conversion = normalized, nil
     if normalized.remain_quota_usd ~= nil or normalized.remain_quota ~= nil then
+      -- remain_quota_usd -> units (the server's quota_per_unit), maximum checked first
       local converted
       converted, message, info = self:_quota_units(ctx, normalized)
       if not converted then return nil, message, info end
       if converted ~= true then conversion = converted end
     end
-    if need_read then
+    if need_read and stored == nil then
       stored, message, info = self:_send(ctx, "get", { id = id })
       if not stored then return nil, message, info end
-      if expect then
-        local field, want, have = plan.mismatch(stored, expect)
-        if field then
-          return nil, "cometkey: PUT /api/token/: expectation failed: " .. field .. " is " .. shown(have)
-            .. ", expected " .. shown(want) .. " (the key changed since it was read)",
-            { kind = "conflict", field = field, expected = want, actual = have, retryable = false }
-        end
-      end
-      -- cross_group_retry = true on a key whose stored group is not "auto": 2026-08+ servers
-      -- would store false (validation refuses it when group is named).
-      if normalized.cross_group_retry == true and normalized.group == nil and stored.group ~= "auto" then
-        return nil, "cometkey: PUT /api/token/: cross_group_retry: true needs group \"auto\", and the key's group is "
-          .. shown(stored.group) .. " (servers from 2026-08 store false); set group = \"auto\" in this update",
-          { kind = "conflict", field = "cross_group_retry", retryable = false }
+    end
+    if not need_read then stored = nil end
+    if expect then
+      local bad
+      bad, message, info = plan.stored_problem(stored, id)
+      if message then return bad, message, info end
+      local field, value, have = plan.mismatch(stored, expect)
+      if field then
+        return nil, "cometkey: PUT /api/token/: expectation failed: " .. field .. " is " .. shown(have)
+          .. ", expected " .. shown(value) .. " (the key changed since it was read)",
+          { kind = "conflict", field = field, expected = value, actual = have, retryable = false }
       end
     end
-
-    local steps = {}
-    if opts.replace or editable then
-      local body
-      if opts.replace then
-        body = { id = id }
-        for _, f in ipairs(plan.EDITABLE) do body[f] = normalized[f] end
-      else
-        body, message, info = plan.merge(stored, normalized)
-        if not body then return nil, message, info end
-      end
-      local current = stored and stored.status
-      local when
-      if target ~= nil then
-        if stored then when = plan.status_step(current, target) else when = target == 1 and "after" or "before" end
-      end
-      if when == "before" then
-        steps[#steps + 1] = status_req(id, target)
-        current = target
-      end
-      -- The full PUT echoes the stored status (never 1 for a stored 3/4, which
-      -- would trip the server's enable guard); without a read, no status is sent.
-      -- A stored status outside 1..4 (status_only accepts any integer) is left
-      -- out too: the server never writes a full PUT's status.
-      if type(current) == "number" and current >= 1 and current <= 4 then body.status = current end
-      steps[#steps + 1] = { op = "update", args = { fields = body } }
-      if when == "after" then steps[#steps + 1] = status_req(id, target) end
-    elseif target ~= nil then
-      steps[#steps + 1] = status_req(id, target)
+    -- cross_group_retry = true on a key whose stored group is not "auto": 2026-08+ servers
+    -- would store false (validation refuses it when group is named).
+    if stored and normalized.cross_group_retry == true and normalized.group == nil and stored.group ~= "auto" then
+      return nil, "cometkey: PUT /api/token/: cross_group_retry: true needs group \"auto\", and the key's group is "
+        .. shown(stored.group) .. " (servers from 2026-08 store false); set group = \"auto\" in this update",
+        { kind = "conflict", field = "cross_group_retry", retryable = false }
     end
-
+    local reqs
+    reqs, message, info = plan.update(stored, want, replace)
+    if not reqs then return nil, message, info end
     if opts.dry_run then
       return {
         dry_run = true,
         id = id,
-        requests = describe(self, steps),
-        diff = stored and plan.diff(stored, normalized) or {},
+        requests = describe(self, reqs),
+        diff = stored and plan.diff(stored, want) or {},
         current = stored,
         remain_quota_usd = conversion, -- { usd, units, quota_per_unit, rounded_down }
       }
     end
-    if #steps == 0 then return stored end
-    return apply(self, ctx, steps)
-  end
+    if #reqs == 0 then return stored end
+    return apply(self, ctx, reqs)
+  end, need_read, id
 end
 
 --- update(fields [, opts] [, callback]) --> key | nil, message, info
@@ -445,17 +417,27 @@ function Client:update(fields, opts, callback)
   return call.run(self, callback, fn)
 end
 
---- update_many(list [, opts]) --> results; see cometkey/bulk.lua
+--- update_many(list [, opts] [, callback]) --> results; see cometkey/bulk.lua
+-- opts: concurrency, on_progress(done, total, eta_seconds), on_result(i, result),
+-- keep_results (false: return { ok = n, failed = n }), replace, dry_run.
 function Client:update_many(list, opts, callback)
   self:_open("update_many", 2)
-  -- (When update_many gets its callback form, only a call without one raises here.)
   if self.transport.async_only and callback == nil and type(opts) ~= "function" then
     raise("update_many", "the \"" .. self.transport.name .. "\" transport is callback-only (it never blocks its "
-      .. "host), and update_many has no callback form yet; use update with a callback per key", 2)
+      .. "host): pass a callback as the last argument; nothing was sent", 2)
   end
-  -- Not a tail call: bulk.run raises at a level counted through this frame.
-  local results = require("cometkey.bulk").run(self, list, opts, 2)
+  -- Not a tail call: bulk raises at a level counted through this frame.
+  local results = require("cometkey.bulk").update_many(self, list, opts, callback, 2)
   return results
+end
+
+--- update_where(filter, fields [, opts] [, callback]) --> results as update_many
+-- One pass over the list (or, with keyword/token, search) pages, then one PUT per
+-- matching key: no per-key GET.
+function Client:update_where(filter, fields, opts, callback)
+  self:_open("update_where", 2)
+  local results, message, info = require("cometkey.bulk").update_where(self, filter, fields, opts, callback, 2)
+  return results, message, info
 end
 
 -- ------------------------------------------------------------------ 2026 servers

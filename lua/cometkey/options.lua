@@ -16,7 +16,7 @@ M.DEFAULT_MAX_BODY = 8 * 1024 * 1024
 local KNOWN = {
   token = true, base_url = true, user_id = true, timeout = true, connect_timeout = true,
   retries = true, ca_file = true, verify = true, allow_http = true, transport = true,
-  user_agent = true, max_body = true, debug = true, warn = true,
+  user_agent = true, max_body = true, debug = true, warn = true, rate_limit = true,
 }
 
 local TRANSPORTS = { curl = true, resty = true, nvim = true, luanti = true }
@@ -164,6 +164,11 @@ function M.parse(opts, level)
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
       fail(level, "%s must be a function(line)", name)
     end
+  end
+  if opts.rate_limit ~= nil then
+    conf.rate_limit = require("cometkey.pace").check(opts.rate_limit, function(message)
+      fail(level + 2, "%s", message)
+    end)
   end
   conf.debug = opts.debug
   conf.warn = opts.warn

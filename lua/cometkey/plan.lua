@@ -7,6 +7,7 @@ local core = require "cometkey.core"
 local null = core.null
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format = string.format
+local floor = math.floor
 
 local M = {}
 
@@ -43,12 +44,49 @@ local function conflict(message, field)
   return nil, "cometkey: PUT /api/token/: " .. message, { kind = "conflict", field = field, retryable = false }
 end
 
+-- The JSON type each editable field must have in a stored record for it to be
+-- echoed: world data of another type (a float quota, group = true) is refused as
+-- a decode problem instead of reaching the request builder.
+-- JSON types from the key schema (core.field_types): quota and expiry are integers.
+local KIND = {}
+for f, t in pairs(core.field_types) do KIND[f] = (t == "quota" or t == "expiry") and "integer" or t end
+
+local function is_integer(v)
+  return type(v) == "number" and v == v and v > -2 ^ 63 and v < 2 ^ 63 and floor(v) == v
+end
+
+local function decode_problem(field, v, want)
+  return nil, format("cometkey: GET /api/token/: the stored record's %s is %s (%s), not %s; "
+    .. "nothing was written", field, type(v), tostring(v), want == "integer" and "an integer" or "a " .. want),
+    { kind = "decode", field = field, retryable = false }
+end
+
+--- stored_problem(stored, id) --> nil | nil, message, info (kind decode) for a record that cannot be echoed
+function M.stored_problem(stored, id)
+  if type(stored) ~= "table" then return decode_problem("record", stored, "table") end
+  if not is_integer(stored.id) or (id ~= nil and stored.id ~= id) then
+    return decode_problem("id", stored.id, "integer")
+  end
+  return nil
+end
+
 --- merge(stored, fields) --> body | nil, message, info
 -- body holds id and all nine editable fields; status is set by the caller.
 function M.merge(stored, fields)
   local body = { id = stored.id }
   for _, f in ipairs(M.EDITABLE) do
-    if fields[f] ~= nil then body[f] = fields[f] else body[f] = echo(stored, f) end
+    if fields[f] ~= nil then
+      body[f] = fields[f]
+    else
+      local v = echo(stored, f)
+      local want = KIND[f]
+      if not (v == null and f == "allow_ips") then
+        if (want == "integer" and not is_integer(v)) or (want ~= "integer" and type(v) ~= want) then
+          return decode_problem(f, v, want)
+        end
+      end
+      body[f] = v
+    end
   end
   -- What the server would refuse, or what would silently break the key, when echoed.
   if body.unlimited_quota ~= true then
@@ -120,6 +158,65 @@ function M.status_step(stored_status, target)
   if target == nil or target == stored_status then return nil end
   if target == 1 then return "after" end
   return "before"
+end
+
+local function status_req(id, status)
+  return { op = "status", body = { id = id, status = status } }
+end
+
+--- update(stored, fields [, opts]) --> requests | nil, message, info
+-- The exact requests an update sends, in order: { { op = "status"|"update", body = {...} }, ... }.
+-- stored: the current record, or nil when the update needs no read (status only, replace);
+-- fields: normalised fields (id required); opts: { replace = bool }. No I/O.
+-- A stored record that cannot be written back unchanged: nil, message, info (kind conflict,
+-- or decode for a field of an unexpected type).
+function M.update(stored, fields, opts)
+  local replace = opts and opts.replace
+  local id, target = fields.id, fields.status
+  if stored ~= nil then
+    local _, message, info = M.stored_problem(stored, id)
+    if message then return nil, message, info end
+  end
+  local reqs = {}
+  if replace or M.names_editable(fields) then
+    local body
+    if replace then
+      body = { id = id }
+      for _, f in ipairs(M.EDITABLE) do body[f] = fields[f] end
+    else
+      if stored == nil then error("cometkey.plan.update: a field update needs the stored record", 2) end
+      local message, info
+      body, message, info = M.merge(stored, fields)
+      if not body then return nil, message, info end
+    end
+    local current = stored and stored.status
+    local when
+    if target ~= nil then
+      if stored then when = M.status_step(current, target) else when = target == 1 and "after" or "before" end
+    end
+    if when == "before" then
+      reqs[#reqs + 1] = status_req(id, target)
+      current = target
+    end
+    -- The full PUT echoes the stored status (never 1 for a stored 3/4, which
+    -- would trip the server's enable guard); without a read, no status is sent.
+    -- A stored status outside 1..4 (status_only accepts any integer) is left
+    -- out too: the server never writes a full PUT's status.
+    if type(current) == "number" and current >= 1 and current <= 4 and floor(current) == current then
+      body.status = current
+    end
+    reqs[#reqs + 1] = { op = "update", body = body }
+    if when == "after" then reqs[#reqs + 1] = status_req(id, target) end
+  elseif target ~= nil then
+    reqs[#reqs + 1] = status_req(id, target)
+  end
+  return reqs
+end
+
+--- needs_read(fields, opts) --> true when planning this update needs the stored record
+function M.needs_read(fields, opts)
+  opts = opts or {}
+  return (opts.dry_run or opts.expect or (not opts.replace and M.names_editable(fields))) and true or false
 end
 
 return M

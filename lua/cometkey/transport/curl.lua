@@ -111,6 +111,11 @@ function Transport:multi_pending()
   return self.handle:multi_pending()
 end
 
+--- multi_cancel() --> number of requests dropped (running ones are aborted); never raises
+function Transport:multi_cancel()
+  return self.handle:multi_cancel()
+end
+
 --- close(): idempotent; wipes the token and frees the handles
 function Transport:close()
   return self.handle:close()
