@@ -31,9 +31,11 @@ local m -- the mock server
 -- pseudo-terminal with opts.input typed in; stdout and stderr are then merged.
 local function run(args, opts)
   opts = opts or {}
-  local env = { CK_BUILD = CLI_BUILD, COMETAPI_ACCESS_TOKEN = m.token, COMETAPI_BASE_URL = m.url }
+  local env = { CK_BUILD = CLI_BUILD, COMETAPI_ACCESS_TOKEN = m.token, COMETAPI_BASE_URL = m.url,
+    COMETAPI_USER_ID = tostring(m.user_id), XDG_CONFIG_HOME = TMP .. "/no-config", NO_COLOR = false }
   for k, v in pairs(opts.env or {}) do env[k] = v end
-  local parts = { "env", "-u", "COMETAPI_ACCESS_TOKEN", "-u", "COMETAPI_BASE_URL", "-u", "COMETAPI_USER_ID" }
+  local parts = { "env", "-u", "COMETAPI_ACCESS_TOKEN", "-u", "COMETAPI_BASE_URL", "-u", "COMETAPI_USER_ID",
+    "-u", "COMETKEY_PROFILE", "-u", "NO_COLOR" }
   for k, v in pairs(env) do
     if v then parts[#parts + 1] = shell_quote(k .. "=" .. v) end
   end
@@ -177,7 +179,7 @@ describe("cometkey.cli.format", function()
     assert.are.equal(10, fmt.width(t))
     assert.are.equal(("é"):rep(9) .. "…", t)
     assert.are.equal("short", fmt.truncate("short", 10))
-    assert.are.equal("a?b", fmt.truncate("a\nb", 10))
+    assert.are.equal("a\\x0ab", fmt.truncate("a\nb", 10))
   end)
 
   it("aligns table columns", function()
@@ -240,7 +242,7 @@ describe("bin/cometkey", function()
       local l = lines(r.stdout)
       local rows = live_keys()
       assert.are.equal(#rows + 1, #l)
-      assert.is_truthy(l[1]:find("^ID%s+NAME%s+STATUS%s+QUOTA%s+EXPIRES%s+IPS$"), l[1])
+      assert.is_truthy(l[1]:find("^ID%s+NAME%s+STATUS%s+QUOTA%s+EXPIRES %(UTC%)%s+IPS$"), l[1])
       local name_col = l[1]:find("NAME", 1, true)
       for i, row in ipairs(rows) do
         local line = l[i + 1]
@@ -273,7 +275,7 @@ describe("bin/cometkey", function()
       assert.is_falsy(r.stdout:find(("n"):rep(fmt.NAME_WIDTH), 1, true))
     end)
 
-    it("--json prints the stored records with exact integers", function()
+    it("--json prints the stored records with exact integers, keys masked", function()
       local r = run { "list", "--json" }
       assert_ok(r)
       local keys = decode(r.stdout)
@@ -285,6 +287,7 @@ describe("bin/cometkey", function()
           if want == mock.null then want = nil end
           local have = keys[i][f]
           if have == cjson.null then have = nil end
+          if f == "key" and want then want = fmt.mask(want) end
           assert.are.equal(want, have, f .. " of key " .. row.id)
         end
       end
@@ -652,18 +655,38 @@ describe("bin/cometkey", function()
       assert_ok(r2)
     end)
 
-    it("warns when the token file is readable by others", function()
+    it("refuses a token file others can read or write, also through a symlink, before sending", function()
       write_file(path, m.token .. "\n")
-      os.execute("chmod 644 " .. shell_quote(path))
+      local link = TMP .. "/token-link"
+      os.remove(link)
+      assert(sys.execute("ln -s " .. shell_quote(path) .. " " .. shell_quote(link)))
+      for _, mode in ipairs { "644", "640", "604", "620", "660" } do
+        os.execute("chmod " .. mode .. " " .. shell_quote(path))
+        for _, p in ipairs { path, link } do
+          local r = run({ "--token-file", p, "get", "1" }, { env = { COMETAPI_ACCESS_TOKEN = false } })
+          assert_fails(r, 2, "chmod 600", "refusing")
+          assert.is_truthy(r.stderr:find("mode " .. mode, 1, true), r.stderr)
+        end
+      end
+      os.execute("chmod 600 " .. shell_quote(path))
+      assert_ok(run({ "--token-file", link, "get", "1" }, { env = { COMETAPI_ACCESS_TOKEN = false } }))
+      assert.are.equal(1, sent())
+    end)
+
+    it("refuses a token file owned by another user", function()
+      if not sys.is_root() then return pending("needs root to give a file away") end
+      write_file(path, m.token .. "\n")
+      os.execute("chmod 600 " .. shell_quote(path) .. " && chown 12345 " .. shell_quote(path))
       local r = run({ "--token-file", path, "get", "1" }, { env = { COMETAPI_ACCESS_TOKEN = false } })
-      assert_ok(r)
-      assert.is_truthy(r.stderr:find("warning", 1, true), r.stderr)
-      assert.is_truthy(r.stderr:find("chmod 600", 1, true), r.stderr)
+      os.execute("chown 0 " .. shell_quote(path))
+      assert_fails(r, 2, "uid 12345", "not to you")
+      assert.are.equal(0, sent())
     end)
 
     it("exits 2 for a missing or empty token file", function()
       assert_fails(run { "--token-file", TMP .. "/nope", "list" }, 2, "token file")
       write_file(path, "\n")
+      os.execute("chmod 600 " .. shell_quote(path))
       assert_fails(run { "--token-file", path, "list" }, 2, "empty")
       assert.are.equal(0, sent())
     end)
@@ -707,8 +730,8 @@ describe("bin/cometkey", function()
 
     it("sends the user id from --user-id or COMETAPI_USER_ID", function()
       m:config { require_user_header = true }
-      assert_fails(run { "get", "1" }, 1, "auth")
-      assert_ok(run { "--user-id", tostring(m.user_id), "get", "1" })
+      assert_fails(run({ "get", "1" }, { env = { COMETAPI_USER_ID = false } }), 1, "auth")
+      assert_ok(run({ "--user-id", tostring(m.user_id), "get", "1" }, { env = { COMETAPI_USER_ID = false } }))
       assert_ok(run({ "get", "1" }, { env = { COMETAPI_USER_ID = tostring(m.user_id) } }))
       local headers = m:requests()[#m:requests()].headers
       assert.are.equal(tostring(m.user_id), headers["new-api-user"])
@@ -732,7 +755,7 @@ describe("bin/cometkey", function()
       os.execute("mkdir -p " .. shell_quote(dir) .. " && cp bin/cometkey " .. shell_quote(dir))
       -- An installed copy: no tools/ beside it; the library comes from this checkout.
       os.execute("cd " .. shell_quote(ROOT) .. " && CK_BUILD=" .. CLI_BUILD
-        .. " " .. CLI_LUA .. " -e 'package.path=\"lua/?.lua;\"..package.path' " .. shell_quote(dir .. "/cometkey")
+        .. " " .. CLI_LUA .. " -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path' " .. shell_quote(dir .. "/cometkey")
         .. " mock >" .. TMP .. "/out 2>" .. TMP .. "/err; echo $? >" .. TMP .. "/rc")
       assert.are.equal("2", read_file(TMP .. "/rc"):match("%d+"))
       assert.is_truthy(read_file(TMP .. "/err"):find("source checkout", 1, true))
