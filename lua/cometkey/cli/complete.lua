@@ -100,12 +100,12 @@ function M.bash(commands)
   }, "\n")
 end
 
-local function zsh_quote(s) return "'" .. s:gsub("'", "'\\''"):gsub(":", "\\:") .. "'" end
+local function zsh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 function M.zsh(commands)
   local cmd_lines = {}
   for _, name in ipairs(commands.list) do
-    cmd_lines[#cmd_lines + 1] = "        " .. zsh_quote(name .. ":" .. commands.by_name[name].summary)
+    cmd_lines[#cmd_lines + 1] = "        " .. zsh_quote(name:gsub(":", "\\:") .. ":" .. commands.by_name[name].summary)
   end
   local cases = {}
   for _, name in ipairs(commands.list) do

@@ -246,7 +246,7 @@ local function open_client(ctx, opts)
   conf.debug = opts.verbose and ctx.err_line or nil
   local ok, client = pcall(cometkey.new, conf)
   if not ok then
-    local message = clean(client)
+    local message = clean(client):gsub("^new: ", "")
     if message:find("allow_http", 1, true) then
       message = message:gsub("set allow_http = true", "pass --allow-http")
     end
