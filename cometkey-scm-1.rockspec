@@ -32,6 +32,15 @@ build = {
     ["cometkey.call"] = "lua/cometkey/call.lua",
     ["cometkey.plan"] = "lua/cometkey/plan.lua",
     ["cometkey.bulk"] = "lua/cometkey/bulk.lua",
+    ["cometkey.health"] = "lua/cometkey/health.lua",
+    ["cometkey.types"] = "lua/cometkey/types.lua",
+    ["cometkey.cli"] = "lua/cometkey/cli/init.lua",
+    ["cometkey.cli.base"] = "lua/cometkey/cli/base.lua",
+    ["cometkey.cli.args"] = "lua/cometkey/cli/args.lua",
+    ["cometkey.cli.commands"] = "lua/cometkey/cli/commands.lua",
+    ["cometkey.cli.complete"] = "lua/cometkey/cli/complete.lua",
+    ["cometkey.cli.lib"] = "lua/cometkey/cli/lib.lua",
+    ["cometkey.cli.profile"] = "lua/cometkey/cli/profile.lua",
     ["cometkey.cli.values"] = "lua/cometkey/cli/values.lua",
     ["cometkey.cli.format"] = "lua/cometkey/cli/format.lua",
     ["cometkey.transport.auto"] = "lua/cometkey/transport/auto.lua",
@@ -61,4 +70,5 @@ build = {
   install = {
     bin = { cometkey = "bin/cometkey" },
   },
+  copy_directories = { "docs" }, -- docs/cometkey.1 (the man page) and the guides
 }

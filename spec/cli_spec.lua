@@ -970,7 +970,8 @@ describe("bin/cometkey", function()
       write_file(TMP .. "/ptoken", m.token .. "\n")
       os.execute("chmod 600 " .. shell_quote(TMP .. "/ptoken"))
       config("# cometkey profiles\n[default]\nbase_url = " .. m.url .. "\nuser_id = " .. m.user_id
-        .. "\ntoken_file = " .. TMP .. "/ptoken\n\n[broken]\nuser_id = " .. m.user_id .. "\nbase_url = http://127.0.0.1:"
+        .. "\ntoken_file = " .. TMP .. "/ptoken\n\n[broken]\nuser_id = " .. m.user_id
+        .. "\nbase_url = http://127.0.0.1:"
         .. sys.free_port()
         .. "\ntoken_file = " .. TMP .. "/ptoken\n")
       m:config { require_user_header = true }
@@ -1167,7 +1168,8 @@ describe("bin/cometkey", function()
       os.execute("mkdir -p " .. shell_quote(dir) .. " && cp bin/cometkey " .. shell_quote(dir))
       -- An installed copy: no tools/ beside it; the library comes from this checkout.
       os.execute("cd " .. shell_quote(ROOT) .. " && CK_BUILD=" .. CLI_BUILD
-        .. " " .. CLI_LUA .. " -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path' " .. shell_quote(dir .. "/cometkey")
+        .. " " .. CLI_LUA .. " -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path' "
+        .. shell_quote(dir .. "/cometkey")
         .. " mock >" .. TMP .. "/out 2>" .. TMP .. "/err; echo $? >" .. TMP .. "/rc")
       assert.are.equal("2", read_file(TMP .. "/rc"):match("%d+"))
       assert.is_truthy(read_file(TMP .. "/err"):find("source checkout", 1, true))

@@ -46,7 +46,7 @@ end
 M.ids_from = ids_from
 
 -- A copy of key with its secret masked, or revealed when show is set (nil, message, info on failure).
-local function shown_key(ctx, client, key, show)
+local function shown_key(_, client, key, show)
   if type(key) ~= "table" or key.key == nil then return key end
   local copy = {}
   for k, v in pairs(key) do copy[k] = v end

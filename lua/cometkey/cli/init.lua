@@ -177,7 +177,7 @@ end
 
 -- Refuses a token file that others could read or write, or that is not the user's
 -- own (as ssh does with keys). A symlink is judged by its target.
-local function check_token_file(ctx, path)
+local function check_token_file(_, path)
   local ok, curl = pcall(require, "cometkey.curl")
   if not ok then fail(EXIT_FAILURE, "cannot load the cometkey library: " .. M.load_hint(curl)) end
   local mode, owner, me = curl.file_mode(path)
