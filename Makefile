@@ -92,6 +92,7 @@ lint:
 	@sh tools/check-format.sh
 	@sh tools/check-rockspec.sh "$(CORE_SRC)" "$(CURL_SRC)"
 	@sh tools/check-bench-symbols.sh
+	@lua5.4 tools/check-annotations.lua
 
 # `make -s print-CORE_SRC` prints a variable (the source lists, for scripts).
 print-%:
