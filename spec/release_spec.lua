@@ -32,7 +32,8 @@ describe("tools/check-annotations.lua", function()
 
   it("fails on a public function or method without an annotation", function()
     local src = read_file(tmp .. "/lua/cometkey.lua")
-    write_file(tmp .. "/lua/cometkey.lua", src:gsub("\nreturn M%s*$", "\nfunction M.brand_new(x) return x end\nreturn M\n"))
+    write_file(tmp .. "/lua/cometkey.lua",
+      src:gsub("\nreturn M%s*$", "\nfunction M.brand_new(x) return x end\nreturn M\n"))
     local code, out = run_check(tmp)
     assert.are.equal(1, code, out)
     assert.is_truthy(out:find("cometkey.brand_new has no annotation", 1, true), out)
