@@ -46,6 +46,7 @@ build = {
     ["cometkey.cli.values"] = "lua/cometkey/cli/values.lua",
     ["cometkey.cli.format"] = "lua/cometkey/cli/format.lua",
     ["cometkey.transport.auto"] = "lua/cometkey/transport/auto.lua",
+    ["cometkey.errors"] = "lua/cometkey/errors.lua",
     ["cometkey.transport.func"] = "lua/cometkey/transport/func.lua",
     ["cometkey.transport.curl"] = "lua/cometkey/transport/curl.lua",
     ["cometkey.transport.resty"] = "lua/cometkey/transport/resty.lua",
@@ -53,7 +54,7 @@ build = {
     ["cometkey.core"] = {
       sources = {
         "src/ck_core.c", "src/ck_cidr.c", "src/ck_allowlist.c", "src/ck_json.c", "src/ck_utf8.c",
-        "src/ck_validate.c", "src/ck_codec.c", "src/ck_secret.c",
+        "src/ck_util.c", "src/ck_validate.c", "src/ck_codec.c", "src/ck_schema.c", "src/ck_secret.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(JANSSON_INCDIR)" },

@@ -1,6 +1,6 @@
 --- cometkey.cli.base: exit codes and the failure value the command-line tool
 -- carries to cometkey.cli.main. Pure Lua, no I/O.
-local error, setmetatable, tostring, type, ipairs = error, setmetatable, tostring, type, ipairs
+local error, setmetatable, tostring, type, ipairs, pcall = error, setmetatable, tostring, type, ipairs, pcall
 local format = string.format
 
 local M = {}
@@ -20,8 +20,12 @@ function M.need(value, message)
   return value
 end
 
---- clean(message) --> a library message without "file.lua:12: " and "cometkey: " prefixes
+--- clean(message) --> a library message without "file.lua:12: " and "cometkey: " prefixes.
+-- An error cometkey raised (bad input) is read as data through cometkey.errors: its rule.
 function M.clean(message)
+  local ok, errors = pcall(require, "cometkey.errors")
+  local raised = ok and type(errors) == "table" and errors.raised and errors.raised(message)
+  if raised and type(raised.rule) == "string" then return raised.rule end
   message = tostring(message)
   local prev
   repeat

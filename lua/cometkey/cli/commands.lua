@@ -5,7 +5,9 @@
 -- cometkey.cli.base failures; nothing here exits the process.
 local base = require "cometkey.cli.base"
 local args_mod = require "cometkey.cli.args"
-local values = require "cometkey.cli.values"
+-- cometkey.cli.values reads the C schema: loaded on first use, so --help, --version
+-- and completion run without the C modules.
+local values = setmetatable({}, { __index = function(_, k) return require("cometkey.cli.values")[k] end })
 local fmt = require "cometkey.cli.format"
 local lib = require "cometkey.cli.lib"
 
@@ -18,7 +20,6 @@ local world_failure, world_message, clean = base.world_failure, base.world_messa
 local EXIT_FAILURE, EXIT_USAGE, EXIT_DENIED = base.EXIT_FAILURE, base.EXIT_USAGE, base.EXIT_DENIED
 local JSON_FLAG, SHOW_KEY_FLAG, FIELD_FLAGS, joined =
   args_mod.JSON_FLAG, args_mod.SHOW_KEY_FLAG, args_mod.FIELD_FLAGS, args_mod.joined
-local STATUS = values.STATUS
 
 local M = { list = {}, by_name = {} }
 
@@ -108,7 +109,7 @@ local function warn_risky(ctx, fields, now)
     ctx.warn(format("--expires %s is in the past: the key is expired as soon as it is written",
       fmt.time(fields.expired_time, true)))
   end
-  if fields.status == STATUS.enabled then
+  if fields.status == values.STATUS.enabled then
     if past then
       ctx.warn("--status enabled with a past expiry: the server refuses to enable an expired key")
     elseif fields.remain_quota == 0 and fields.unlimited_quota ~= true then
@@ -281,7 +282,7 @@ end
 local function set_status(name)
   return function(ctx, client, opts, args)
     local list, ids = {}, ids_from(args)
-    for i, id in ipairs(ids) do list[i] = { id = id, status = STATUS[name] } end
+    for i, id in ipairs(ids) do list[i] = { id = id, status = values.STATUS[name] } end
     if type(client.update_many) ~= "function" then
       fail(EXIT_FAILURE, "this cometkey library has no client:update_many")
     end

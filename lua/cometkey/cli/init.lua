@@ -8,7 +8,9 @@
 -- --version and completion work without them.
 local base = require "cometkey.cli.base"
 local args_mod = require "cometkey.cli.args"
-local values = require "cometkey.cli.values"
+-- cometkey.cli.values reads the C schema: loaded on first use, so --help, --version
+-- and completion run without the C modules.
+local values = setmetatable({}, { __index = function(_, k) return require("cometkey.cli.values")[k] end })
 local fmt = require "cometkey.cli.format"
 local profile = require "cometkey.cli.profile"
 local commands = require "cometkey.cli.commands"
@@ -246,7 +248,7 @@ local function open_client(ctx, opts)
   conf.debug = opts.verbose and ctx.err_line or nil
   local ok, client = pcall(cometkey.new, conf)
   if not ok then
-    local message = clean(client):gsub("^new: ", "")
+    local message = clean(client):gsub("^new: ", "") -- (a message not raised through cometkey.errors)
     if message:find("allow_http", 1, true) then
       message = message:gsub("set allow_http = true", "pass --allow-http")
     end
