@@ -953,6 +953,13 @@ describe("bin/cometkey", function()
       assert.are.equal(0, sent("PUT"))
     end)
 
+    it("a wrong route (bare 404) is kind http with the base_url hint, not a missing key", function()
+      local r = call({ "get", "1" }, { env = { COMETAPI_BASE_URL = m.url .. "/not-the-api" } })
+      assert_fails(r, 1, "http: ", "HTTP 404", "check base_url")
+      assert.is_falsy(r.stderr:find("not_found", 1, true), r.stderr)
+      assert_fails(call { "get", "999999" }, 1, "not_found: ")
+    end)
+
     it("-v shows the query of status-only requests in response lines", function()
       local r = call { "-v", "disable", "1" }
       assert_ok(r)
