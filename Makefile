@@ -99,6 +99,7 @@ lint:
 	@sh tools/check-format.sh
 	@sh tools/check-rockspec.sh "$(CORE_SRC)" "$(CURL_SRC)"
 	@sh tools/check-bench-symbols.sh
+	@lua5.4 tools/check-annotations.lua
 
 # `make -s print-CORE_SRC` prints a variable (the source lists, for scripts).
 print-%:
@@ -128,6 +129,7 @@ clean-logs:
 # ---------------------------------------------------------------- install
 LUA_SHARE = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LUA_LIB   = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
+SHARE     = $(DESTDIR)$(PREFIX)/share
 
 # The command-line tool runs on the Lua it was installed for (lua5.4 or lua5.1).
 CLI_LUA = $(if $(findstring luajit,$(LUA_INCDIR)),luajit,lua$(LUA_VERSION))
@@ -142,10 +144,17 @@ install: build
 	install -m 755 $(CORE_SO) $(CURL_SO) $(LUA_LIB)/cometkey/
 	sed '1s|.*|#!/usr/bin/env $(CLI_LUA)|' bin/cometkey > $(DESTDIR)$(PREFIX)/bin/cometkey
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/cometkey
+	install -d $(SHARE)/man/man1 $(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions \
+	    $(SHARE)/fish/vendor_completions.d
+	install -m 644 docs/cometkey.1 $(SHARE)/man/man1/cometkey.1
+	lua5.4 bin/cometkey completion bash > $(SHARE)/bash-completion/completions/cometkey
+	lua5.4 bin/cometkey completion zsh > $(SHARE)/zsh/site-functions/_cometkey
+	lua5.4 bin/cometkey completion fish > $(SHARE)/fish/vendor_completions.d/cometkey.fish
 
 uninstall:
 	rm -rf $(LUA_SHARE)/cometkey $(LUA_SHARE)/cometkey.lua $(LUA_LIB)/cometkey
-	rm -f $(DESTDIR)$(PREFIX)/bin/cometkey
+	rm -f $(DESTDIR)$(PREFIX)/bin/cometkey $(SHARE)/man/man1/cometkey.1 $(SHARE)/bash-completion/completions/cometkey \
+	    $(SHARE)/zsh/site-functions/_cometkey $(SHARE)/fish/vendor_completions.d/cometkey.fish
 
 # ---------------------------------------------------------------- demo & mock
 demo: deps-demo build-5.4

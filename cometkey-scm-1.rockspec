@@ -33,6 +33,15 @@ build = {
     ["cometkey.retry_after"] = "lua/cometkey/retry_after.lua",
     ["cometkey.plan"] = "lua/cometkey/plan.lua",
     ["cometkey.bulk"] = "lua/cometkey/bulk.lua",
+    ["cometkey.health"] = "lua/cometkey/health.lua",
+    ["cometkey.types"] = "lua/cometkey/types.lua",
+    ["cometkey.cli"] = "lua/cometkey/cli/init.lua",
+    ["cometkey.cli.base"] = "lua/cometkey/cli/base.lua",
+    ["cometkey.cli.args"] = "lua/cometkey/cli/args.lua",
+    ["cometkey.cli.commands"] = "lua/cometkey/cli/commands.lua",
+    ["cometkey.cli.complete"] = "lua/cometkey/cli/complete.lua",
+    ["cometkey.cli.lib"] = "lua/cometkey/cli/lib.lua",
+    ["cometkey.cli.profile"] = "lua/cometkey/cli/profile.lua",
     ["cometkey.cli.values"] = "lua/cometkey/cli/values.lua",
     ["cometkey.cli.format"] = "lua/cometkey/cli/format.lua",
     ["cometkey.transport.auto"] = "lua/cometkey/transport/auto.lua",
@@ -64,4 +73,5 @@ build = {
   install = {
     bin = { cometkey = "bin/cometkey" },
   },
+  copy_directories = { "docs" }, -- docs/cometkey.1 (the man page) and the guides
 }

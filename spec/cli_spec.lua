@@ -32,9 +32,10 @@ local m -- the mock server
 local function run(args, opts)
   opts = opts or {}
   local env = { CK_BUILD = CLI_BUILD, COMETAPI_ACCESS_TOKEN = m.token, COMETAPI_BASE_URL = m.url,
-    COMETAPI_USER_ID = tostring(m.user_id) }
+    COMETAPI_USER_ID = tostring(m.user_id), XDG_CONFIG_HOME = TMP .. "/no-config", NO_COLOR = false }
   for k, v in pairs(opts.env or {}) do env[k] = v end
-  local parts = { "env", "-u", "COMETAPI_ACCESS_TOKEN", "-u", "COMETAPI_BASE_URL", "-u", "COMETAPI_USER_ID" }
+  local parts = { "env", "-u", "COMETAPI_ACCESS_TOKEN", "-u", "COMETAPI_BASE_URL", "-u", "COMETAPI_USER_ID",
+    "-u", "COMETKEY_PROFILE", "-u", "NO_COLOR" }
   for k, v in pairs(env) do
     if v then parts[#parts + 1] = shell_quote(k .. "=" .. v) end
   end
@@ -54,6 +55,39 @@ local function run(args, opts)
     stdout = read_file(out) or "",
     stderr = read_file(err) or "",
   }
+end
+
+
+-- call(args [, opts]) --> { code, stdout, stderr }: cometkey.cli.main in this process,
+-- with captured streams and an environment of its own (opts.env: false removes a
+-- variable; opts.tty: every stream is a terminal; opts.input: what stdin answers).
+local cli = require "cometkey.cli"
+
+local function buffer()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+      return self
+    end,
+    flush = function() end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
+local function call(args, opts)
+  opts = opts or {}
+  local env = { COMETAPI_ACCESS_TOKEN = m.token, COMETAPI_BASE_URL = m.url, COMETAPI_USER_ID = tostring(m.user_id),
+    XDG_CONFIG_HOME = TMP .. "/no-config", HOME = TMP .. "/no-home" }
+  for k, v in pairs(opts.env or {}) do env[k] = v or nil end
+  local out, err = buffer(), buffer()
+  local code = cli.main(args, {
+    stdout = out, stderr = err, stdin = { read = function() return opts.input end },
+    getenv = function(name) return env[name] end,
+    isatty = function() return opts.tty == true end,
+    now = opts.now,
+  })
+  return { code = code, stdout = out:text(), stderr = err:text() }
 end
 
 local function lines(s)
@@ -178,7 +212,7 @@ describe("cometkey.cli.format", function()
     assert.are.equal(10, fmt.width(t))
     assert.are.equal(("é"):rep(9) .. "…", t)
     assert.are.equal("short", fmt.truncate("short", 10))
-    assert.are.equal("a?b", fmt.truncate("a\nb", 10))
+    assert.are.equal("a\\x0ab", fmt.truncate("a\nb", 10))
   end)
 
   it("aligns table columns", function()
@@ -241,7 +275,7 @@ describe("bin/cometkey", function()
       local l = lines(r.stdout)
       local rows = live_keys()
       assert.are.equal(#rows + 1, #l)
-      assert.is_truthy(l[1]:find("^ID%s+NAME%s+STATUS%s+QUOTA%s+EXPIRES%s+IPS$"), l[1])
+      assert.is_truthy(l[1]:find("^ID%s+NAME%s+STATUS%s+QUOTA%s+EXPIRES %(UTC%)%s+IPS$"), l[1])
       local name_col = l[1]:find("NAME", 1, true)
       for i, row in ipairs(rows) do
         local line = l[i + 1]
@@ -274,7 +308,7 @@ describe("bin/cometkey", function()
       assert.is_falsy(r.stdout:find(("n"):rep(fmt.NAME_WIDTH), 1, true))
     end)
 
-    it("--json prints the stored records with exact integers", function()
+    it("--json prints the stored records with exact integers, keys masked", function()
       local r = run { "list", "--json" }
       assert_ok(r)
       local keys = decode(r.stdout)
@@ -287,6 +321,7 @@ describe("bin/cometkey", function()
           if f == "key" then want = want:sub(1, 4) .. "**********" .. want:sub(-4) end -- masked (2026)
           local have = keys[i][f]
           if have == cjson.null then have = nil end
+          if f == "key" and want then want = fmt.mask(want) end
           assert.are.equal(want, have, f .. " of key " .. row.id)
         end
       end
@@ -655,18 +690,38 @@ describe("bin/cometkey", function()
       assert_ok(r2)
     end)
 
-    it("warns when the token file is readable by others", function()
+    it("refuses a token file others can read or write, also through a symlink, before sending", function()
       write_file(path, m.token .. "\n")
-      os.execute("chmod 644 " .. shell_quote(path))
+      local link = TMP .. "/token-link"
+      os.remove(link)
+      assert(sys.execute("ln -s " .. shell_quote(path) .. " " .. shell_quote(link)))
+      for _, mode in ipairs { "644", "640", "604", "620", "660" } do
+        os.execute("chmod " .. mode .. " " .. shell_quote(path))
+        for _, p in ipairs { path, link } do
+          local r = run({ "--token-file", p, "get", "1" }, { env = { COMETAPI_ACCESS_TOKEN = false } })
+          assert_fails(r, 2, "chmod 600", "refusing")
+          assert.is_truthy(r.stderr:find("mode " .. mode, 1, true), r.stderr)
+        end
+      end
+      os.execute("chmod 600 " .. shell_quote(path))
+      assert_ok(run({ "--token-file", link, "get", "1" }, { env = { COMETAPI_ACCESS_TOKEN = false } }))
+      assert.are.equal(1, sent())
+    end)
+
+    it("refuses a token file owned by another user", function()
+      if not sys.is_root() then return pending("needs root to give a file away") end
+      write_file(path, m.token .. "\n")
+      os.execute("chmod 600 " .. shell_quote(path) .. " && chown 12345 " .. shell_quote(path))
       local r = run({ "--token-file", path, "get", "1" }, { env = { COMETAPI_ACCESS_TOKEN = false } })
-      assert_ok(r)
-      assert.is_truthy(r.stderr:find("warning", 1, true), r.stderr)
-      assert.is_truthy(r.stderr:find("chmod 600", 1, true), r.stderr)
+      os.execute("chown 0 " .. shell_quote(path))
+      assert_fails(r, 2, "uid 12345", "not to you")
+      assert.are.equal(0, sent())
     end)
 
     it("exits 2 for a missing or empty token file", function()
       assert_fails(run { "--token-file", TMP .. "/nope", "list" }, 2, "token file")
       write_file(path, "\n")
+      os.execute("chmod 600 " .. shell_quote(path))
       assert_fails(run { "--token-file", path, "list" }, 2, "empty")
       assert.are.equal(0, sent())
     end)
@@ -711,7 +766,7 @@ describe("bin/cometkey", function()
     it("sends the user id from --user-id or COMETAPI_USER_ID", function()
       m:config { require_user_header = true }
       assert_fails(run({ "get", "1" }, { env = { COMETAPI_USER_ID = false } }), 1, "auth")
-      assert_ok(run { "--user-id", tostring(m.user_id), "get", "1" })
+      assert_ok(run({ "--user-id", tostring(m.user_id), "get", "1" }, { env = { COMETAPI_USER_ID = false } }))
       assert_ok(run({ "get", "1" }, { env = { COMETAPI_USER_ID = tostring(m.user_id) } }))
       local headers = m:requests()[#m:requests()].headers
       assert.are.equal(tostring(m.user_id), headers["new-api-user"])
@@ -729,13 +784,404 @@ describe("bin/cometkey", function()
     end)
   end)
 
+
+  describe("in process (cometkey.cli.main)", function()
+    it("returns exit statuses instead of exiting", function()
+      assert.are.equal(0, call({ "--help" }).code)
+      assert.are.equal(2, call({}).code)
+      local r = call { "get", "1", "--json" }
+      assert_ok(r)
+      assert.are.equal(1, decode(r.stdout).id)
+      assert.are.equal(1, call({ "get", "999999" }).code)
+    end)
+
+    it("--help and --version work without the C modules", function()
+      local saved = package.cpath
+      package.cpath = ""
+      local loaded_core = package.loaded["cometkey.core"]
+      local ok, r, v = pcall(function()
+        return call { "--help" }, call { "--version" }
+      end)
+      package.cpath = saved
+      assert.is_true(ok, tostring(r))
+      assert_ok(r)
+      assert.is_truthy(r.stdout:find("usage: cometkey", 1, true))
+      assert.is_truthy(v.stdout:match("^cometkey %d+%.%d+%.%d+\n$"), v.stdout)
+      assert.are.equal(loaded_core, package.loaded["cometkey.core"])
+    end)
+
+    it("says which build to make when the C modules are for another Lua", function()
+      local luajit_build = "build/5.4"
+      local p = io.popen("cd " .. shell_quote(ROOT) .. " && CK_BUILD=" .. luajit_build .. " COMETAPI_ACCESS_TOKEN=x "
+        .. "luajit bin/cometkey list 2>&1; echo rc=$?")
+      local text = p:read("*a")
+      p:close()
+      assert.is_truthy(text:find("built for Lua 5.4", 1, true), text)
+      assert.is_truthy(text:find("make build-luajit", 1, true), text)
+      assert.is_truthy(text:find("rc=1", 1, true), text)
+      assert.are.equal(0, sent())
+    end)
+  end)
+
+  describe("secrets in output", function()
+    it("--json masks keys in list, get, search, create and update unless --show-key", function()
+      local row = m:key(5)
+      for _, args in ipairs {
+        { "list", "--json" }, { "get", "5", "--json" }, { "search", row.name, "--json" },
+        { "update", "5", "--quota", "7", "--json" },
+      } do
+        local r = call(args)
+        assert_ok(r)
+        assert.is_falsy(r.stdout:find(row.key, 1, true), table.concat(args, " ") .. " leaked the key")
+        assert.is_truthy(r.stdout:find(fmt.mask(row.key), 1, true), table.concat(args, " "))
+      end
+      local c = call { "create", "--name", "fresh", "--json" }
+      assert_ok(c)
+      local created = decode(c.stdout)
+      assert.is_truthy(created.key:find("*", 1, true), c.stdout)
+      local shown = call { "get", "5", "--json", "--show-key" }
+      assert_ok(shown)
+      assert.are.equal(row.key, decode(shown.stdout).key)
+      local listed = call { "list", "--json", "--show-key" }
+      assert.is_truthy(listed.stdout:find(row.key, 1, true))
+    end)
+
+    it("--show-key reveals a key the server masks (or says it cannot)", function()
+      local row = m:key(5)
+      m:config { masked_keys = true }
+      local r = call { "get", "5", "--show-key" }
+      local Client = require "cometkey.client"
+      if type(Client.reveal) == "function" then
+        assert_ok(r)
+        assert.is_truthy(r.stdout:find(row.key, 1, true), r.stdout)
+      else
+        assert_fails(r, 1, "masks keys", "reveal")
+      end
+      local masked = call { "get", "5" }
+      assert_ok(masked)
+      assert.is_falsy(masked.stdout:find(row.key, 1, true))
+    end)
+
+    it("reveals through client:reveal when the key came masked", function()
+      local lib = require "cometkey.cli.lib"
+      local asked = {}
+      local client = { reveal = function(_, id) asked[#asked + 1] = id return "sk-full-secret-1234" end }
+      assert.are.equal("sk-full-secret-1234", lib.reveal(client, { id = 7, key = "sk-f**********1234" }))
+      assert.are.same({ 7 }, asked)
+      assert.are.equal("sk-plain-0123456789", lib.reveal(client, { id = 8, key = "sk-plain-0123456789" }))
+      assert.are.same({ 7 }, asked, "an unmasked key needs no request")
+    end)
+  end)
+
+  describe("terminal injection", function()
+    local EVIL = { "\27]0;owned\7", "\27[2J", "\194\155" .. "31m", "\226\128\174" .. "gnp.exe", "\226\129\166x" }
+
+    local function assert_clean(text, what)
+      for i = 1, #text do
+        local b = text:byte(i)
+        assert.is_false((b < 32 and b ~= 10) or b == 127, what .. ": raw control character in " .. text)
+      end
+      assert.is_falsy(text:find("\194[\128-\159]"), what .. ": raw C1 control")
+      assert.is_falsy(text:find("\226\128[\170-\174]"), what .. ": raw bidi override")
+      assert.is_falsy(text:find("\226\129[\166-\169]"), what .. ": raw bidi isolate")
+    end
+
+    it("escapes server text in the table, the key view and the delete prompt", function()
+      local keys = {}
+      for i, e in ipairs(EVIL) do
+        keys[i] = { id = 40 + i, name = "n" .. e, group = "g" .. e, model_limits = "m" .. e, allow_ips = "1.2.3.4" }
+      end
+      m:set_keys(keys)
+      for _, args in ipairs { { "list" }, { "get", "41" }, { "get", "44" } } do
+        local r = call(args)
+        assert_ok(r)
+        assert_clean(r.stdout, table.concat(args, " "))
+        assert_clean(r.stderr, table.concat(args, " "))
+      end
+      assert.is_truthy(call({ "get", "41" }).stdout:find("n\\x1b]0;owned\\x07", 1, true))
+      assert.is_truthy(call({ "get", "44" }).stdout:find("n\\u202egnp.exe", 1, true))
+      local d = call({ "delete", "41", "42", "43", "44", "45" }, { tty = true, input = "n" })
+      assert.are.equal(1, d.code)
+      assert.is_truthy(d.stderr:find("nothing deleted", 1, true))
+      assert_clean(d.stderr, "delete prompt")
+      assert.is_truthy(d.stderr:find("n\\x1b[2J", 1, true), d.stderr)
+    end)
+
+    it("escapes server error messages", function()
+      m:fault { type = "status", status = 200,
+        body = '{"success":false,"message":"x\\u001b]0;owned\\u0007\\u009b31m\\u202eevil"}' }
+      local r = call { "get", "3" }
+      assert.are.equal(1, r.code)
+      assert_clean(r.stderr, "error")
+      assert.are.equal(1, #lines(r.stderr))
+    end)
+
+    it("refuses control characters in a name before sending", function()
+      for _, name in ipairs { "a\27b", "tab\there", "a\127" } do
+        assert_fails(call { "create", "--name", name }, 2, "name", "control characters")
+        assert_fails(call { "update", "1", "--name", name }, 2, "name", "control characters")
+      end
+      assert.are.equal(0, sent())
+    end)
+  end)
+
+  describe("errors", function()
+    it("list and search failures keep their kind and request id, like get", function()
+      local bad = { env = { COMETAPI_ACCESS_TOKEN = "not-the-token" } }
+      for _, args in ipairs { { "list" }, { "get", "1" }, { "search", "x" } } do
+        local r = call(args, bad)
+        assert_fails(r, 1, "auth: ", "(request id ")
+      end
+      local closed = { env = { COMETAPI_BASE_URL = "http://127.0.0.1:" .. sys.free_port() } }
+      assert_fails(call({ "--timeout", "2", "list" }, closed), 1, "network: ")
+    end)
+
+    it("suggests --allow-http, and --allow-http reaches the library", function()
+      local r = call({ "list" }, { env = { COMETAPI_BASE_URL = "http://example.com" } })
+      assert_fails(r, 2, "--allow-http")
+      assert.is_falsy(r.stderr:find("allow_http = true", 1, true))
+      local conf = cli.settings({ getenv = function() end }, { allow_http = true, base_url = "http://example.com" })
+      assert.is_true(conf.allow_http)
+      conf.token = "t0ken-for-options-only"
+      local client = require("cometkey").new(conf) -- sends nothing
+      client:close()
+      assert.are.equal(0, sent())
+    end)
+
+    it("an --expect conflict names no request, since none was sent", function()
+      local r = call { "update", "1", "--quota", "5", "--expect", "remain_quota=999999" }
+      assert_fails(r, 1, "conflict: ", "remain_quota", "nothing was sent")
+      assert.is_falsy(r.stderr:find("PUT", 1, true), r.stderr)
+      assert.are.equal(0, sent("PUT"))
+    end)
+
+    it("a wrong route (bare 404) is kind http with the base_url hint, not a missing key", function()
+      local r = call({ "get", "1" }, { env = { COMETAPI_BASE_URL = m.url .. "/not-the-api" } })
+      assert_fails(r, 1, "http: ", "HTTP 404", "check base_url")
+      assert.is_falsy(r.stderr:find("not_found", 1, true), r.stderr)
+      assert_fails(call { "get", "999999" }, 1, "not_found: ")
+    end)
+
+    it("-v shows the query of status-only requests in response lines", function()
+      local r = call { "-v", "disable", "1" }
+      assert_ok(r)
+      assert.is_truthy(r.stderr:find("<- PUT /api/token/?status_only=1 (HTTP 200", 1, true), r.stderr)
+    end)
+  end)
+
+  describe("profiles", function()
+    local dir = TMP .. "/xdg"
+    local function config(text)
+      os.execute("mkdir -p " .. shell_quote(dir .. "/cometkey"))
+      write_file(dir .. "/cometkey/config", text)
+    end
+    local no_env = { COMETAPI_BASE_URL = false, COMETAPI_ACCESS_TOKEN = false, COMETAPI_USER_ID = false,
+      XDG_CONFIG_HOME = dir }
+
+    it("reads base_url, user_id and token_file from [default], --profile or COMETKEY_PROFILE", function()
+      write_file(TMP .. "/ptoken", m.token .. "\n")
+      os.execute("chmod 600 " .. shell_quote(TMP .. "/ptoken"))
+      config("# cometkey profiles\n[default]\nbase_url = " .. m.url .. "\nuser_id = " .. m.user_id
+        .. "\ntoken_file = " .. TMP .. "/ptoken\n\n[broken]\nuser_id = " .. m.user_id
+        .. "\nbase_url = http://127.0.0.1:"
+        .. sys.free_port()
+        .. "\ntoken_file = " .. TMP .. "/ptoken\n")
+      m:config { require_user_header = true }
+      assert_ok(call({ "get", "1" }, { env = no_env }))
+      assert.are.equal(tostring(m.user_id), m:requests()[#m:requests()].headers["new-api-user"])
+      assert_fails(call({ "--timeout", "2", "--profile", "broken", "get", "1" }, { env = no_env }), 1, "network")
+      local env = {}
+      for k, v in pairs(no_env) do env[k] = v end
+      env.COMETKEY_PROFILE = "broken"
+      assert_fails(call({ "--timeout", "2", "get", "1" }, { env = env }), 1, "network")
+      -- flags and the environment win over the profile
+      env.COMETAPI_BASE_URL = m.url
+      assert_ok(call({ "get", "1" }, { env = env }))
+    end)
+
+    it("never takes the token from the config file", function()
+      config("[default]\nbase_url = " .. m.url .. "\ntoken = " .. m.token .. "\n")
+      local r = call({ "get", "1" }, { env = no_env })
+      assert_fails(r, 2, "config:3", "never read from the config file", "token_file")
+      assert.is_falsy(r.stderr:find(m.token, 1, true))
+      assert.are.equal(0, sent())
+    end)
+
+    it("names unknown profiles and keys, with suggestions", function()
+      config("[staging]\nbase_url = " .. m.url .. "\n[prod]\nbase_url = x\n")
+      assert_fails(call({ "--profile", "stagign", "list" }, { env = no_env }), 2, "did you mean staging?")
+      config("[prod]\nbsae_url = x\n")
+      assert_fails(call({ "--profile", "prod", "list" }, { env = no_env }), 2, "config:2", "unknown key", "base_url?")
+      config("[x]\nrate_limit = fast\n")
+      assert_fails(call({ "--profile", "x", "list" }, { env = no_env }), 2, "rate_limit", "180/180")
+      assert.are.equal(0, sent())
+    end)
+
+    it("reads rate_limit as requests/seconds", function()
+      local profile = require "cometkey.cli.profile"
+      assert.are.same({ requests = 180, seconds = 180 }, profile.rate_limit("180/180"))
+      assert.are.same({ requests = 10, seconds = 60 }, profile.rate_limit("10 / 60s"))
+      assert.is_nil(profile.rate_limit("0/10"))
+      config("[default]\nrate_limit = 180/180\n")
+      local conf = cli.settings({ getenv = function(n) return ({ XDG_CONFIG_HOME = dir })[n] end }, {})
+      assert.are.same({ requests = 180, seconds = 180 }, conf.rate_limit)
+    end)
+  end)
+
+  describe("completion", function()
+    local function complete(words, cword)
+      local script = call({ "completion", "bash" }).stdout
+      write_file(TMP .. "/complete.bash", script)
+      local quoted = {}
+      for i, w in ipairs(words) do quoted[i] = shell_quote(w) end
+      local cmd = "source " .. shell_quote(TMP .. "/complete.bash") .. "; COMP_WORDS=(" .. table.concat(quoted, " ")
+        .. "); COMP_CWORD=" .. cword .. "; _cometkey; printf '%s\\n' \"${COMPREPLY[@]}\""
+      local p = io.popen("XDG_CONFIG_HOME=" .. shell_quote(TMP .. "/xdg") .. " bash -c " .. shell_quote(cmd))
+      local out = p:read("*a")
+      p:close()
+      local set = {}
+      for w in out:gmatch("[^\n]+") do set[w] = true end
+      return set
+    end
+
+    it("bash completes commands, flags and values", function()
+      local c = complete({ "cometkey", "" }, 1)
+      for _, name in ipairs(cli.commands.list) do assert.is_true(c[name], name) end
+      assert.is_true(complete({ "cometkey", "up" }, 1).update)
+      local f = complete({ "cometkey", "update", "12", "--ex" }, 3)
+      assert.is_true(f["--expect"])
+      assert.is_true(f["--expires"])
+      assert.is_nil(f["--yes"], "delete's flag is not update's")
+      assert.is_true(complete({ "cometkey", "delete", "--" }, 2)["--yes"])
+      local s = complete({ "cometkey", "update", "1", "--status", "e" }, 4)
+      assert.is_true(s.enabled)
+      assert.is_true(s.expired)
+      assert.is_nil(s.disabled)
+      assert.is_true(complete({ "cometkey", "--base-url", "http://x", "ch" }, 3)["check-ip"])
+      assert.is_true(complete({ "cometkey", "completion", "" }, 2).fish)
+      os.execute("mkdir -p " .. shell_quote(TMP .. "/xdg/cometkey"))
+      write_file(TMP .. "/xdg/cometkey/config", "[default]\n[staging]\nbase_url = https://x\n")
+      local p = complete({ "cometkey", "--profile", "" }, 2)
+      assert.is_true(p.staging)
+      assert.is_true(p.default)
+    end)
+
+    it("zsh and fish scripts name every command and flag", function()
+      local zsh, fish = call({ "completion", "zsh" }), call({ "completion", "fish" })
+      assert_ok(zsh)
+      assert_ok(fish)
+      assert.is_truthy(zsh.stdout:find("^#compdef cometkey\n"))
+      for _, name in ipairs(cli.commands.list) do
+        assert.is_truthy(zsh.stdout:find("'" .. name .. ":", 1, true), name)
+        assert.is_truthy(fish.stdout:find(" -a " .. name .. " ", 1, true), name)
+        for _, f in ipairs(cli.commands.by_name[name].flags) do
+          assert.is_truthy(zsh.stdout:find(f[#f], 1, true), f[#f])
+          if f[#f]:sub(1, 2) == "--" then assert.is_truthy(fish.stdout:find("-l " .. f[#f]:sub(3), 1, true)) end
+        end
+      end
+      assert_fails(call { "completion", "tcsh" }, 2, "bash, zsh or fish")
+    end)
+  end)
+
+  describe("niceties", function()
+    it("suggests commands and flags", function()
+      assert_fails(call { "lsit" }, 2, "did you mean list?")
+      assert_fails(call { "udpate", "1" }, 2, "did you mean update?")
+      assert_fails(call { "update", "1", "--quotta", "5" }, 2, "did you mean --quota?")
+      assert_fails(call { "help", "serch" }, 2, "did you mean search?")
+      assert_fails(call { "--verbsoe", "list" }, 2, "did you mean --verbose?")
+      assert.are.equal(0, sent())
+    end)
+
+    it("--json on every data command, check-ip and delete included", function()
+      local ok = call { "check-ip", "5", "10.1.2.3", "--json" }
+      assert_ok(ok)
+      assert.are.same({ id = 5, ip = "10.1.2.3", allowed = true, restricted = true, ignored = {} }, decode(ok.stdout))
+      local no = call { "check-ip", "5", "8.8.8.8", "--json" }
+      assert.are.equal(3, no.code)
+      assert.is_false(decode(no.stdout).allowed)
+      local d = call { "delete", "3", "--yes", "--json" }
+      assert_ok(d)
+      assert.are.same({ { id = 3, ok = true } }, decode(d.stdout))
+      for _, name in ipairs(cli.commands.list) do
+        local def = cli.commands.by_name[name]
+        if not def.no_client then
+          local has = false
+          for _, f in ipairs(def.flags) do if f[1] == "--json" then has = true end end
+          assert.is_true(has, name .. " has --json")
+        end
+      end
+    end)
+
+    it("merges repeated ids", function()
+      assert_ok(call { "disable", "1", "2", "1", "01" })
+      assert.are.equal(2, sent("PUT"))
+      m:reset()
+      local r = call { "delete", "3", "3", "--yes" }
+      assert_ok(r)
+      assert.are.equal("3 deleted\n", r.stdout)
+      assert.are.equal(1, sent("DELETE") + sent("POST"))
+    end)
+
+    it("warns on a past expiry and on enabling what would be expired or exhausted", function()
+      local now = os.time()
+      local r = call({ "update", "1", "--expires", "2001-01-01", "--dry-run" }, { now = function() return now end })
+      assert_ok(r)
+      assert.is_truthy(r.stderr:find("warning: --expires 2001-01-01 00:00:00 UTC is in the past", 1, true), r.stderr)
+      local e = call { "update", "1", "--status", "enabled", "--quota", "0", "--dry-run" }
+      assert.is_truthy(e.stderr:find("exhausted", 1, true), e.stderr)
+      local quiet = call { "update", "1", "--status", "enabled", "--expires", "+30d", "--dry-run" }
+      assert.are.equal("", quiet.stderr)
+      assert.are.equal(0, sent("PUT"))
+    end)
+
+    it("marks times as UTC and says when no key matches", function()
+      local r = call { "list" }
+      assert.is_truthy(r.stdout:find("EXPIRES (UTC)", 1, true))
+      assert.is_truthy(call({ "get", "5" }).stdout:find(" UTC)\n", 1, true))
+      assert.are.equal("no keys match\n", call({ "search", "no-such-key-anywhere" }).stdout)
+      m:set_keys {}
+      assert.are.equal("no keys match\n", call({ "list" }).stdout)
+      assert.are.equal("[]\n", call({ "list", "--json" }).stdout)
+    end)
+
+    it("colours statuses on a terminal only, and never with NO_COLOR", function()
+      local tty = call({ "list" }, { tty = true })
+      assert.is_truthy(tty.stdout:find("\27[32menabled\27[0m", 1, true), tty.stdout)
+      assert.is_falsy(call({ "list" }).stdout:find("\27", 1, true))
+      assert.is_falsy(call({ "list" }, { tty = true, env = { NO_COLOR = "1" } }).stdout:find("\27", 1, true))
+      assert.is_falsy(call({ "list" }, { tty = true, env = { TERM = "dumb" } }).stdout:find("\27", 1, true))
+    end)
+
+    it("has a man page naming every command and flag", function()
+      local page = assert(read_file("docs/cometkey.1"), "docs/cometkey.1")
+      assert.is_truthy(page:find('\n%.TH COMETKEY 1 '))
+      for _, name in ipairs(cli.commands.list) do
+        assert.is_truthy(page:find("\n.SS " .. name, 1, true) or page:find("\n.B " .. name, 1, true), name)
+        for _, f in ipairs(cli.commands.by_name[name].flags) do
+          assert.is_truthy(page:find(f[#f]:gsub("%-", "\\-"), 1, true), name .. " " .. f[#f])
+        end
+      end
+      for _, f in ipairs(require("cometkey.cli.args").GLOBAL_FLAGS) do
+        assert.is_truthy(page:find(f[#f]:gsub("%-", "\\-"), 1, true), f[#f])
+      end
+      if os.execute("command -v groff >/dev/null 2>&1") then
+        local p = io.popen("groff -man -Tutf8 -ww -z docs/cometkey.1 2>&1")
+        local warnings = p:read("*a")
+        p:close()
+        assert.are.equal("", warnings)
+      end
+    end)
+  end)
+
   describe("mock", function()
     it("is only available in a source checkout", function()
       local dir = TMP .. "/installed/bin"
       os.execute("mkdir -p " .. shell_quote(dir) .. " && cp bin/cometkey " .. shell_quote(dir))
       -- An installed copy: no tools/ beside it; the library comes from this checkout.
       os.execute("cd " .. shell_quote(ROOT) .. " && CK_BUILD=" .. CLI_BUILD
-        .. " " .. CLI_LUA .. " -e 'package.path=\"lua/?.lua;\"..package.path' " .. shell_quote(dir .. "/cometkey")
+        .. " " .. CLI_LUA .. " -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path' "
+        .. shell_quote(dir .. "/cometkey")
         .. " mock >" .. TMP .. "/out 2>" .. TMP .. "/err; echo $? >" .. TMP .. "/rc")
       assert.are.equal("2", read_file(TMP .. "/rc"):match("%d+"))
       assert.is_truthy(read_file(TMP .. "/err"):find("source checkout", 1, true))

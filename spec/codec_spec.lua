@@ -619,9 +619,10 @@ describe("core.response", function()
       assert.matches("to https://evil.example/ Set-Cookie: x)", message, 1, true)
     end)
 
-    it("404 is not_found", function()
-      local message, info = failed("not_found", respond("get", 404, "404 page not found", {}, GET_5))
+    it("a bare 404 is a wrong route: kind http with the base_url hint (a missing key is success:false)", function()
+      local message, info = failed("http", respond("get", 404, "404 page not found", {}, GET_5))
       assert.matches("HTTP 404", message, 1, true)
+      assert.matches("check base_url", message, 1, true)
       assert.are.equal("404 page not found", info.message)
     end)
 

@@ -57,7 +57,7 @@ describe("a function as transport", function()
     local fn = scripted { { status = 404, headers = { ["X-Oneapi-Request-Id"] = "req-42" }, body = "" } }
     local key, err, info = client_with(fn):get(5)
     assert.is_nil(key)
-    assert.are.equal("not_found", info.kind)
+    assert.are.equal("http", info.kind) -- a bare 404: a wrong route
     assert.are.equal("req-42", info.request_id)
     assert.is_string(err)
   end)

@@ -144,6 +144,13 @@ describe("core.check", function()
       assert.are.equal("name: must not contain NUL bytes", one_problem(with_id({ name = "a\0b" })).message)
     end)
 
+    it("refuses control characters, as in group (a name is shown on terminals)", function()
+      assert.are.equal("name: must not contain control characters (byte 0x1b at offset 2)",
+        one_problem(with_id({ name = "ab\27]0;x" })).message)
+      for _, bad in ipairs { "a\nb", "tab\t", "del\127" } do one_problem(with_id({ name = bad })) end
+      accepted(with_id({ name = "caf\195\169 ok" }))
+    end)
+
     it("must be a string", function()
       local p = one_problem(with_id({ name = 12 }))
       assert.are.equal("name: must be a string (got 12)", p.message)

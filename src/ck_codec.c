@@ -740,10 +740,11 @@ static int fail_status(answer *a)
                         a->html ? " (proxy error page)" : "", sep, text_of(a));
         return fail(a, "http", 1);
     }
-    if (st == 404) {
-        lua_pushfstring(L, "not found (HTTP 404)%s%s%s — check base_url", body_words(a), sep,
-                        text_of(a));
-        return fail(a, "not_found", 0);
+    if (st == 404) { /* a missing key is success:false "record not found"; this is a wrong route */
+        lua_pushfstring(L,
+                        "not found (HTTP 404)%s%s%s — no such route on this server; check base_url",
+                        body_words(a), sep, text_of(a));
+        return fail(a, "http", 0);
     }
     lua_pushfstring(L, "%s (HTTP %d)%s%s%s",
                     st >= 500 && st <= 599 ? "server error" : "unexpected status", st,

@@ -17,7 +17,7 @@
 
 #include "ck_compat.h"
 
-#define CK_VERSION "0.1.0" /* keep in step with lua/cometkey.lua and the rockspec */
+#define CK_VERSION "0.2.0" /* keep in step with lua/cometkey.lua and the rockspec */
 #define CK_ERRLEN 256      /* size of the error buffers the C helpers fill */
 
 /* Each opener adds its functions to the table at the top of the stack. */

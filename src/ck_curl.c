@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <errno.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -1513,6 +1515,25 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* curl.file_mode(path) -> permission bits, owner uid, this process's effective uid
+ * | nil, message. stat(2) follows symlinks: a link is judged by its target. For the
+ * command-line tool's --token-file check (no stat(1) dialect needed). */
+static int l_file_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(e));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    lua_pushinteger(L, (lua_Integer)st.st_uid);
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    return 3;
+}
+
 CK_EXPORT int luaopen_cometkey_curl(lua_State *L);
 
 CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
@@ -1527,7 +1548,8 @@ CK_EXPORT int luaopen_cometkey_curl(lua_State *L)
                                        {"multi_cancel", l_multi_cancel},
                                        {NULL, NULL}};
     static const luaL_Reg functions[] = {
-        {"new", l_new}, {"version", l_version}, {"now", l_now}, {"sleep", l_sleep}, {NULL, NULL}};
+        {"new", l_new},     {"version", l_version},     {"now", l_now},
+        {"sleep", l_sleep}, {"file_mode", l_file_mode}, {NULL, NULL}};
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return luaL_error(L, "cometkey: curl_global_init failed");

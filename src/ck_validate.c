@@ -254,6 +254,15 @@ static int is_control(unsigned char ch)
     return ch < 0x20 || ch == 0x7f;
 }
 
+/* Offset of the first control character in s, or len when there is none. */
+static size_t control_at(const char *s, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len && !is_control((unsigned char)s[i]); i++)
+        ;
+    return i;
+}
+
 /* 1 when the table at idx is a sequence 1..n and nothing else. */
 static int is_array(lua_State *L, int idx)
 {
@@ -300,7 +309,7 @@ static void check_id(checker *c, int idx)
 
 static void check_name(checker *c, int idx)
 {
-    char buf[32];
+    char buf[48];
     size_t len, bad;
     const char *s;
     if (lua_type(c->L, idx) != LUA_TSTRING) {
@@ -314,6 +323,10 @@ static void check_name(checker *c, int idx)
         problem(c, "name", "must be valid UTF-8 (invalid byte at offset %s)", buf);
     } else if (memchr(s, '\0', len) != NULL) {
         problem(c, "name", "must not contain NUL bytes");
+    } else if ((bad = control_at(s, len)) < len) {
+        snprintf(buf, sizeof buf, "byte 0x%02x at offset %lu", (unsigned char)s[bad],
+                 (unsigned long)bad);
+        problem(c, "name", "must not contain control characters (%s)", buf);
     } else if (len > CK_NAME_MAX_BYTES) {
         snprintf(buf, sizeof buf, "%lu", (unsigned long)len);
         problem(c, "name", "must be at most %d bytes (got %s)", CK_NAME_MAX_BYTES, buf);

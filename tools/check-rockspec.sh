@@ -1,8 +1,8 @@
 #!/bin/sh
-# tools/check-rockspec.sh "CORE_SRC" "CURL_SRC" - fails when the rockspec's
+# tools/check-rockspec.sh "CORE_SRC" "CURL_SRC" - fails when either rockspec's
 # source lists differ from the Makefile's (called by `make lint`).
 set -eu
-spec=cometkey-scm-1.rockspec
+for spec in cometkey-scm-1.rockspec cometkey-0.2.0-1.rockspec; do
 # the sources = { ... } of each module, in file order: core first, then curl
 lists=$(tr '\n' ' ' <"$spec" | grep -o 'sources *= *{[^}]*}' | sed 's/sources *= *{//; s/}//; s/[",]/ /g')
 core=$(echo "$lists" | sed -n 1p)
@@ -15,3 +15,4 @@ ok=1
 [ "$rock_curl" = "$(norm "$2")" ] || { echo "check-rockspec: $spec cometkey.curl sources ($rock_curl) differ from the Makefile's CURL_SRC ($(norm "$2"))" >&2; ok=0; }
 [ $ok = 1 ] && echo "check-rockspec: $spec lists the Makefile's sources"
 [ $ok = 1 ]
+done

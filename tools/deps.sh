@@ -8,7 +8,7 @@ profile=${1:-test}
 build="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libjansson-dev"
 runtime="lua-cjson lua-socket nginx-light libnginx-mod-http-lua openssl ca-certificates"
 test="lua5.1 liblua5.1-0-dev luajit2 libluajit2-5.1-dev lua-busted lua-check valgrind
-      clang libclang-rt-14-dev clang-format neovim curl lua-resty-core minetest-server minetest-data strace"
+      clang libclang-rt-14-dev clang-format neovim curl lua-resty-core minetest-server minetest-data strace luarocks"
 bench="gnuplot-nox wrk grepcidr python3-requests curl"
 
 case "$profile" in

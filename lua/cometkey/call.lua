@@ -132,7 +132,7 @@ function M.perform(client, ctx, op, built)
     if res then
       value, message, info = core.response(op, res, method, path)
       if debug then
-        debug(format("cometkey: <- %s %s (HTTP %s, %d ms)", method, path, tostring(res.status),
+        debug(format("cometkey: <- %s (HTTP %s, %d ms)", target(built), tostring(res.status),
           floor((ctx.now() - now) * 1000 + 0.5)))
       end
       if value ~= nil then
