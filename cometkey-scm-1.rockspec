@@ -33,6 +33,7 @@ build = {
     ["cometkey.retry_after"] = "lua/cometkey/retry_after.lua",
     ["cometkey.plan"] = "lua/cometkey/plan.lua",
     ["cometkey.bulk"] = "lua/cometkey/bulk.lua",
+    ["cometkey.pace"] = "lua/cometkey/pace.lua",
     ["cometkey.health"] = "lua/cometkey/health.lua",
     ["cometkey.types"] = "lua/cometkey/types.lua",
     ["cometkey.cli"] = "lua/cometkey/cli/init.lua",

@@ -36,6 +36,9 @@ local function target(built)
 end
 
 M.MAX_REFUSALS = 1000 -- 429s one bulk request may meet before it fails (learned pacing)
+-- ... and for how long, in units of the client's timeout, from its first 429 (default 30 s x 10 =
+-- 300 s: longer than the server's 180 s window, yet a server that never accepts cannot stall a run)
+M.REFUSAL_TIMEOUTS = 10
 
 --- retry_after(seconds, cap) --> a parsed Retry-After (info.retry_after) capped by
 -- `cap` (one call's timeout); nil when absent, negative or not finite.
@@ -100,7 +103,7 @@ function M.perform(client, ctx, op, built)
   local now = ctx.now()
   local deadline = now + conf.timeout
   local attempt = 0
-  local pace, refusals = client.pace, 0
+  local pace, refusals, refused_since = client.pace, 0, nil
   while true do
     attempt = attempt + 1
     if client.closed then -- closed meanwhile (a multi-request call, a retry): nothing more is sent
@@ -157,7 +160,9 @@ function M.perform(client, ctx, op, built)
         pace:refused(token, ctx.now(), retry_after, ctx.bulk)
         -- A bulk item meets the limiter without failing: a refused request is
         -- not processed (safe to repeat), and the budget says when to try again.
-        if ctx.bulk and refusals < M.MAX_REFUSALS then
+        refused_since = refused_since or ctx.now()
+        if ctx.bulk and refusals < M.MAX_REFUSALS
+          and ctx.now() - refused_since < M.REFUSAL_TIMEOUTS * conf.timeout then
           refusals, attempt, again = refusals + 1, attempt - 1, true
         end
       else

@@ -481,7 +481,8 @@ end
 
 -- A reveal that the server does not route: builds before 2026-03 (batch: before 2026-04).
 local function missing_endpoint(info)
-  return type(info) == "table" and info.kind == "not_found" and info.status == 404
+  -- a bare 404 (no such route) has kind "http"; "not_found" is kept for builds that answer JSON
+  return type(info) == "table" and info.status == 404 and (info.kind == "http" or info.kind == "not_found")
 end
 
 local NO_REVEAL = " (this server has no reveal endpoint: builds before 2026-03 send the full key"
