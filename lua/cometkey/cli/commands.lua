@@ -377,20 +377,18 @@ command {
     end
     local key, message, info = client:get(id)
     if not key then world_failure(message, info) end
-    local valid, ignored = {}, json_array()
-    local entries = fmt.allowlist_entries(key.allow_ips)
-    for _, e in ipairs(entries) do
-      if pcall(allowlist.compile, { e }) then
-        valid[#valid + 1] = e
-      else
-        ignored[#ignored + 1] = e
-        if not opts.json then
-          ctx.warn(format("key %s: allowlist entry %s is invalid; the server ignores it", fmt.int(id), fmt.quote(e)))
-        end
+    -- The library reads the stored string as the server does (cometkey.allowlist, as = "server").
+    local stored = type(key.allow_ips) == "string" and key.allow_ips or ""
+    local SERVER = { as = "server" }
+    local _, skipped, restricted = allowlist.parse(stored, SERVER)
+    local ignored = json_array()
+    for _, e in ipairs(skipped or {}) do
+      ignored[#ignored + 1] = e
+      if not opts.json then
+        ctx.warn(format("key %s: allowlist entry %s is invalid; the server ignores it", fmt.int(id), fmt.quote(e)))
       end
     end
-    local restricted = #entries > 0
-    local allowed = not restricted or allowlist.compile(valid):contains(ip)
+    local allowed = not restricted or allowlist.compile(stored, SERVER):contains(ip)
     if opts.json then
       ctx.emit_json { id = id, ip = ip, allowed = allowed, restricted = restricted, ignored = ignored }
     else
