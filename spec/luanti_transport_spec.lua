@@ -71,7 +71,7 @@ describe("luanti transport (stand-in engine, mock server)", function()
   end)
 
   local function client(extra)
-    local opts = { token = m.token, base_url = m.url, timeout = 5, connect_timeout = 2 }
+    local opts = { token = m.token, base_url = m.url, user_id = m.user_id, timeout = 5, connect_timeout = 2 }
     for k, v in pairs(extra or {}) do opts[k] = v end
     local c = cometkey.new(opts)
     clients[#clients + 1] = c
@@ -147,7 +147,8 @@ describe("luanti transport (stand-in engine, mock server)", function()
   it("polls with cometkey.curl's multi_wait(0), which returns at once", function()
     m:fault { type = "delay", match = "GET /api/token/1", seconds = 0.5 }
     local t = require("cometkey.transport.curl").new { secret = require("cometkey.core").secret(m.token), timeout = 5 }
-    t:multi_add(1, { method = "GET", url = m.url .. "/api/token/1", headers = {}, timeout = 5 })
+    t:multi_add(1, { method = "GET", url = m.url .. "/api/token/1",
+      headers = { ["New-Api-User"] = tostring(m.user_id) }, timeout = 5 })
     local worst, calls, done = 0, 0
     local limit = now() + 5
     repeat

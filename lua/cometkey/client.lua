@@ -167,6 +167,10 @@ function Client:each(filter, callback)
     raise("each", "filter must be a function, a table of field = value, or { keyword =, token = }", 2)
   end
   check_callback("each", callback, 2)
+  if self.transport.async_only and callback == nil then
+    raise("each", "the \"" .. self.transport.name .. "\" transport is callback-only (it never blocks its "
+      .. "host): pass a callback as the last argument; nothing was sent", 2)
+  end
   local match, op, query = filter, "list", {}
   if type(filter) == "table" then
     local fields = {}

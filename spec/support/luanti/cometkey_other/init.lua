@@ -8,6 +8,7 @@ if not http then error("cometkey_other: add cometkey_other to secure.http_mods",
 local S = minetest.settings
 local base, token = S:get("cometkey_other.base_url"), S:get("cometkey_other.token")
 local key_id = tonumber(S:get("cometkey_other.key_id"))
+local user_id = S:get("cometkey_other.user_id")
 
 cometkey_other = { asks = {}, answers = 0, active = false }
 
@@ -17,7 +18,7 @@ local function fire(method, path, body)
   asks[#asks + 1] = method .. " " .. path
   http.fetch({
     url = base .. path, method = method, data = body, timeout = 5,
-    extra_headers = { "Authorization: " .. token, "Content-Type: application/json" },
+    extra_headers = { "Authorization: " .. token, "Content-Type: application/json", "New-Api-User: " .. user_id },
   }, function() cometkey_other.answers = cometkey_other.answers + 1 end)
 end
 

@@ -62,7 +62,7 @@ ie = nil -- luacheck: ignore 311
 -- ------------------------------------------------------------------ the client
 local asks = R.asks
 local client = cometkey.new {
-  token = token, base_url = setting("base_url"), timeout = 10, connect_timeout = 5,
+  token = token, base_url = setting("base_url"), user_id = setting("user_id"), timeout = 10, connect_timeout = 5,
   user_agent = "cometkey-test/1",
   debug = function(line)
     local what = line:match("^cometkey: %-> (%u+ %S+) %(attempt")
@@ -139,8 +139,22 @@ phase("bad_input", 5, function(done)
   check("bad input: update without a callback raises", r and err:find("callback-only", 1, true), err)
   r, err = raises(client.update_many, client, { { id = 1, name = "x" } })
   check("bad input: update_many without a callback raises", r, err)
+  local before_each = #asks
   r, err = raises(function() return client:each()() end)
-  check("bad input: each without a callback raises", r, err)
+  check("bad input: each without a callback raises", r and err:find("callback-only", 1, true), err)
+  -- each() without a callback returns its iterator; the first step reaches call.perform,
+  -- which logs "-> GET ... (attempt 1)" and then calls the transport's request(), which
+  -- raises callback-only before anything is sent. That debug line is no request: take it
+  -- out of asks (at most one, and only that list page). The spec compares asks with the
+  -- mock's log, so a list page that did reach the server would still be caught there.
+  local refused = 0
+  for i = #asks, before_each + 1, -1 do
+    if asks[i] == "GET /api/token/?p=1&page_size=100" and refused == 0 then
+      table.remove(asks, i)
+      refused = refused + 1
+    end
+  end
+  R.counts.refused_attempts = refused
   r, err = raises(client.update, client, { id = 1, name = string.rep("n", 51) }, function() answered("bad") end)
   check("bad input: a bad field raises even with a callback", r and err:find("name", 1, true), err)
   for _, t in ipairs({ "curl", "nvim", "resty" }) do
@@ -152,7 +166,9 @@ phase("bad_input", 5, function(done)
   check("bad input: unknown option raises", r and err:find("bogus", 1, true), err)
   check("bad input: the token is in no message", not err:find(token, 1, true))
   minetest.after(0.3, function()
-    check("bad input: nothing was sent", #asks == before, #asks - before)
+    local sent = {}
+    for i = before + 1, #asks do sent[#sent + 1] = asks[i] end
+    check("bad input: nothing was sent", #sent == 0, table.concat(sent, ", "))
     check("bad input: no callback ran", answers.bad == nil)
     done()
   end)
