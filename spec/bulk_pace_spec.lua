@@ -131,7 +131,9 @@ describe("a bulk run owns its transfers", function()
   end)
 end)
 
-describe("pacing under the server's limiter", function()
+-- #novalgrind: these measure wall time against the limiter's bound, which valgrind's slowdown distorts;
+-- memory behaviour of the same paths is covered by the other describes here.
+describe("pacing under the server's limiter #novalgrind", function()
   -- bound: requests accepted / R * W; every item must be done within 1.15 x that.
   local function check_bound(elapsed, requests, r, w)
     local bound = requests / r * w
