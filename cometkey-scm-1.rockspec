@@ -47,6 +47,7 @@ build = {
     ["cometkey.cli.format"] = "lua/cometkey/cli/format.lua",
     ["cometkey.transport.auto"] = "lua/cometkey/transport/auto.lua",
     ["cometkey.errors"] = "lua/cometkey/errors.lua",
+    ["cometkey.headers"] = "lua/cometkey/headers.lua",
     ["cometkey.transport.func"] = "lua/cometkey/transport/func.lua",
     ["cometkey.transport.curl"] = "lua/cometkey/transport/curl.lua",
     ["cometkey.transport.resty"] = "lua/cometkey/transport/resty.lua",

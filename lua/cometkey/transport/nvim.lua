@@ -41,6 +41,7 @@ local TRAILER_PATTERN = "()\ncometkey%-curl:(%d+):(%d+):(%d+)\n$"
 -- curl's exit status is libcurl's CURLcode: cometkey.errors classifies it, for
 -- this transport and the libcurl one alike.
 local errors = require "cometkey.errors"
+local header_fields = require "cometkey.headers"
 
 -- Live curl processes of every transport (process handle -> transport), killed when Neovim exits.
 local live = {}
@@ -171,24 +172,11 @@ local function parse_head(head)
         while first <= last and (byte(line, first) == 32 or byte(line, first) == 9) do first = first + 1 end
         while last >= first and (byte(line, last) == 32 or byte(line, last) == 9) do last = last - 1 end
         local value = sub(line, first, last)
-        local old = headers[name]
-        if old == nil then
-          headers[name] = value
-        else
-          repeated = repeated or {}
-          local list = repeated[name]
-          if not list then
-            list = { old }
-            repeated[name] = list
-          end
-          list[#list + 1] = value
-        end
+        repeated = header_fields.add(headers, repeated, name, value)
       end
     end
   end
-  if repeated then
-    for name, list in pairs(repeated) do headers[name] = concat(list, ", ") end
-  end
+  header_fields.join(headers, repeated)
   return status, headers or {}
 end
 M._parse_head = parse_head

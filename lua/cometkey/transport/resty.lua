@@ -9,6 +9,7 @@ local tcp = ngx.socket.tcp
 local ngx_sleep, ngx_now, update_time, get_phase = ngx.sleep, ngx.now, ngx.update_time, ngx.get_phase
 local ngx_log, WARN = ngx.log, ngx.WARN
 local errors = require "cometkey.errors"
+local header_fields = require "cometkey.headers"
 
 local pairs, tostring, tonumber, setmetatable = pairs, tostring, tonumber, setmetatable
 local max, min, floor = math.max, math.min, math.floor
@@ -172,23 +173,10 @@ local function read_headers(sock, deadline, headers, budget)
     end
     local name, value = split_field(line)
     if name then
-      local old = headers[name]
-      if old == nil then
-        headers[name] = value
-      else
-        repeated = repeated or {}
-        local list = repeated[name]
-        if not list then
-          list = { old }
-          repeated[name] = list
-        end
-        list[#list + 1] = value
-      end
+      repeated = header_fields.add(headers, repeated, name, value)
     end
   end
-  if repeated then
-    for name, list in pairs(repeated) do headers[name] = concat(list, ", ") end
-  end
+  header_fields.join(headers, repeated)
   return true
 end
 M._read_headers = read_headers
