@@ -145,13 +145,23 @@ local function scan_processes(seen)
           seen.environs = seen.environs + 1
           if environ:find(input.token, 1, true) then seen.token_in_environ = true end
         end
+        -- files Neovim itself holds (inherited from whatever started it, e.g. a valgrind
+        -- log) are not files the request made: only curl's own count
+        local inherited = {}
+        local own = uv.fs_scandir("/proc/" .. me .. "/fd")
+        while own do
+          local fd = uv.fs_scandir_next(own)
+          if not fd then break end
+          local target = uv.fs_readlink("/proc/" .. me .. "/fd/" .. fd)
+          if target then inherited[target] = true end
+        end
         local fds = uv.fs_scandir("/proc/" .. name .. "/fd")
         while fds do
           local fd = uv.fs_scandir_next(fds)
           if not fd then break end
           local target = uv.fs_readlink("/proc/" .. name .. "/fd/" .. fd)
           if target and target:sub(1, 1) == "/" and not target:find("^/dev/") and not target:find("^/etc/ssl/")
-            and not target:find("^/usr/") then
+            and not target:find("^/usr/") and not inherited[target] then
             seen.files[#seen.files + 1] = target
           end
         end
