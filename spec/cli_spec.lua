@@ -555,6 +555,16 @@ describe("bin/cometkey", function()
       assert.are.equal(2, m:key(5).status)
     end)
 
+    it("show the wait in the progress bar when the client is paced (rate_limit from the profile)", function()
+      local dir = TMP .. "/paced"
+      os.execute("mkdir -p " .. shell_quote(dir .. "/cometkey"))
+      write_file(dir .. "/cometkey/config", "[default]\nrate_limit = 2/1\n")
+      local r = run({ "disable", "1", "2", "3", "5", "6" }, { tty = true, env = { XDG_CONFIG_HOME = dir } })
+      assert.are.equal(0, r.code, r.stdout)
+      assert.is_truthy(r.stdout:find("s left (paced to the server's rate limit)", 1, true), r.stdout)
+      assert.is_truthy(r.stdout:find("] 5/5", 1, true), r.stdout)
+    end)
+
     it("refuse bad ids before sending anything", function()
       assert_fails(run { "disable", "1", "x" }, 2, "positive integer")
       assert.are.equal(0, sent())

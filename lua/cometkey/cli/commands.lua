@@ -270,10 +270,13 @@ command {
 local function progress_bar(ctx)
   if not ctx.isatty(2) then return nil end
   local width = 30
-  return function(done, total)
+  return function(done, total, eta)
     local filled = math.floor(width * done / total)
-    ctx.stderr:write(format("\r[%s%s] %d/%d", rep("#", filled), rep(".", width - filled), done, total))
-    if done >= total then ctx.stderr:write("\r", rep(" ", width + 24), "\r") end
+    -- eta: the client's pace knows the server's limit; while it waits, say so instead of looking hung
+    local left = (type(eta) == "number" and eta >= 1 and done < total)
+      and format(" ~%d s left (paced to the server's rate limit)", math.floor(eta + 0.5)) or ""
+    ctx.stderr:write(format("\r[%s%s] %d/%d%s\27[K", rep("#", filled), rep(".", width - filled), done, total, left))
+    if done >= total then ctx.stderr:write("\r\27[K") end
     ctx.stderr:flush()
   end
 end
