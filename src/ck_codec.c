@@ -137,18 +137,7 @@ static void put_editable(lua_State *L, int fields, int body, const char *op, con
                    "args.fields.%s is required: a full update sends all nine editable fields "
                    "(the server resets an omitted one)",
                    f->name);
-        switch (f->kind) { /* create: the server's meaning of "not given" */
-        case CK_K_STRING:
-            lua_pushliteral(L, "");
-            break;
-        case CK_K_BOOLEAN:
-            lua_pushboolean(L, 0);
-            break;
-        case CK_K_EXPIRY:
-        case CK_K_QUOTA:
-            ck_pushinteger64(L, f->create_integer);
-            break;
-        }
+        ck_push_default(L, f, 0); /* create: the server's meaning of "not given" */
         lua_setfield(L, body, f->name);
         return;
     }

@@ -176,27 +176,34 @@ static void set_number(lua_State *L, const char *key, long long v)
     lua_setfield(L, -2, key);
 }
 
+/* Pushes field f's default: what create means by "not given", or (echo) the zero value a
+ * full PUT writes back for a field the stored record lacks. */
+void ck_push_default(lua_State *L, const ck_field_def *f, int echo)
+{
+    switch (f->kind) {
+    case CK_K_STRING:
+        if (echo && f->echo_null)
+            lua_pushlightuserdata(L, NULL);
+        else
+            lua_pushliteral(L, "");
+        break;
+    case CK_K_BOOLEAN:
+        lua_pushboolean(L, 0);
+        break;
+    case CK_K_EXPIRY:
+    case CK_K_QUOTA:
+        ck_pushinteger64(L, echo ? f->echo_integer : f->create_integer);
+        break;
+    }
+}
+
 static void push_defaults(lua_State *L, int echo)
 {
     size_t i;
     lua_createtable(L, 0, CK_FIELD_COUNT);
     for (i = 0; i < CK_FIELD_COUNT; i++) {
         const ck_field_def *f = &ck_fields[i];
-        switch (f->kind) {
-        case CK_K_STRING:
-            if (echo && f->echo_null)
-                lua_pushlightuserdata(L, NULL);
-            else
-                lua_pushliteral(L, "");
-            break;
-        case CK_K_BOOLEAN:
-            lua_pushboolean(L, 0);
-            break;
-        case CK_K_EXPIRY:
-        case CK_K_QUOTA:
-            ck_pushinteger64(L, echo ? f->echo_integer : f->create_integer);
-            break;
-        }
+        ck_push_default(L, f, echo);
         lua_setfield(L, -2, f->name);
     }
 }

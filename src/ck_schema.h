@@ -114,4 +114,7 @@ const ck_endpoint *ck_endpoint_check(lua_State *L, int arg);
 /* Lua name of a result shape: "record", "page", ... */
 const char *ck_result_name(enum ck_result r);
 
+/* Pushes field f's default: create's "not given" (echo = 0) or the echo zero value (echo = 1). */
+void ck_push_default(lua_State *L, const ck_field_def *f, int echo);
+
 #endif /* CK_SCHEMA_H */
